@@ -1,0 +1,1 @@
+//! Crate-internal tests of proposal construction.
