@@ -16,6 +16,7 @@
 #   MEDFABRIC_BATCH_TIMEOUT  block cut timeout / BFT batch interval (default 50ms)
 #   MEDFABRIC_BATCH_MAX_COUNT  max transactions per block (default 500)
 #   MEDFABRIC_FABRIC_BIN     folder with peer, orderer, ... (default: scripts/install-binaries.sh)
+#   MEDFABRIC_CA_BIN         folder with fabric-ca-server (default: scripts/install-binaries.sh ca)
 #   MEDFABRIC_CACHE          binary cache root used by install-binaries.sh
 set -euo pipefail
 
@@ -29,6 +30,7 @@ CRYPTO=$STATE/crypto
 ORGS=(hospital1 hospital2 research)
 # node logs go to files: no colour codes
 LOG_FORMAT=${FABRIC_LOGGING_FORMAT:-'%{time:2006-01-02 15:04:05.000 MST} %{id:04x} %{level:.4s} [%{module}] %{shortfunc} -> %{message}'}
+export FABRIC_LOGGING_FORMAT=$LOG_FORMAT
 CHANNELS=(storage sharing)
 
 # ---------------------------------------------------------------------------------------------
@@ -66,6 +68,9 @@ orderer_ops_port() { echo $((PORT_BASE + 1000 * $1 + 4)); }
 peer_port() { echo $((PORT_BASE + 1 + 2000 * $(org_index "$1"))); }
 peer_cc_port() { echo $(($(peer_port "$1") + 1)); }
 peer_ops_port() { echo $(($(peer_port "$1") + 4)); }
+#   Fabric CA of org p (0..2): listen BASE+10+2000*p, operations +1 -> 7060/7061, 9060/9061, 11060/11061
+ca_port() { echo $((PORT_BASE + 10 + 2000 * $(org_index "$1"))); }
+ca_ops_port() { echo $(($(ca_port "$1") + 1)); }
 
 orderer_dir() { echo "$CRYPTO/ordererOrganizations/medfabric.local/orderers/orderer$1.medfabric.local"; }
 orderer_tlsca() { echo "$CRYPTO/ordererOrganizations/medfabric.local/tlsca/tlsca.medfabric.local-cert.pem"; }
@@ -132,8 +137,9 @@ wait_until() {
 
 load_state() {
   [ -f "$STATE/network.env" ] || die "no network state in $STATE: run '$0 up' first"
-  # shellcheck disable=SC1091
+  # shellcheck disable=SC1091 # MODE N_ORDERERS PORT_BASE BATCH_TIMEOUT FABRIC_BIN
   . "$STATE/network.env"
+  : "${FABRIC_BIN:?$STATE/network.env has no FABRIC_BIN}"
   export PATH="$FABRIC_BIN:$PATH"
 }
 
@@ -197,6 +203,41 @@ network_alive() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Fabric CA: one fabric-ca-server per peer organisation (home $STATE/ca/<org>/, log
+# $STATE/logs/ca-<org>.log). It signs with the organisation's cryptogen CA key and certificate,
+# so the organisation's MSP already trusts every certificate it issues; its TLS certificate
+# comes from the organisation's TLS CA. Configuration: ../network/fabric-ca-server-config.yaml.
+# Bootstrap registrar admin / adminpw (test only).
+
+ca_name() { echo "ca-$1"; }
+ca_home() { echo "$STATE/ca/$1"; }
+
+# start_ca ORG CA_BIN -> pid of its fabric-ca-server
+start_ca() {
+  local org=$1 ca_bin=$2 home d org_dir
+  home=$(ca_home "$org") d=$(org_domain "$org")
+  org_dir=$CRYPTO/peerOrganizations/$d
+  mkdir -p "$home/tls"
+  (
+    set -e
+    cd "$home/tls"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out server.key
+    openssl req -new -key server.key -subj "/O=$d/CN=ca.$d" -out server.csr
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyAgreement\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,DNS:ca.%s\n' "$d" >server.ext
+    openssl x509 -req -in server.csr -CA "$org_dir/tlsca/tlsca.$d-cert.pem" -CAkey "$org_dir/tlsca/priv_sk" \
+      -set_serial "0x$(openssl rand -hex 16)" -days 3650 -sha256 -extfile server.ext -out server.crt
+    rm -f server.csr server.ext
+    chmod 600 server.key
+  ) >"$STATE/logs/ca-$org-tls.log" 2>&1 ||
+    die "openssl failed making the TLS certificate of $(ca_name "$org"): $(tail -n 5 "$STATE/logs/ca-$org-tls.log")"
+  MF_CA_PORT=$(ca_port "$org") MF_CA_OPS_PORT=$(ca_ops_port "$org") MF_CA_HOME=$home MF_CA_NAME=$(ca_name "$org") \
+    MF_CA_CERTFILE=$org_dir/ca/ca.$d-cert.pem MF_CA_KEYFILE=$org_dir/ca/priv_sk MF_ORG_KEY=$org MF_ORG_DOMAIN=$d \
+    render "$NETCFG/fabric-ca-server-config.yaml" "$home/fabric-ca-server-config.yaml" \
+    MF_CA_PORT MF_CA_OPS_PORT MF_CA_HOME MF_CA_NAME MF_CA_CERTFILE MF_CA_KEYFILE MF_ORG_KEY MF_ORG_DOMAIN
+  start_bg "ca-$org" "$STATE/logs/ca-$org.log" "$ca_bin/fabric-ca-server" start --home "$home"
+}
+
+# ---------------------------------------------------------------------------------------------
 # up
 
 render() { # template out VAR...  (only the listed variables are substituted)
@@ -205,6 +246,12 @@ render() { # template out VAR...  (only the listed variables are substituted)
   local vars="" v
   for v in "$@"; do vars+="\${$v} "; done
   envsubst "$vars" <"$tmpl" >"$out"
+}
+
+up_failed() {
+  local rc=$?
+  [ "$rc" = 0 ] ||
+    log "up failed: logs in $STATE/logs; processes started so far are in $STATE/pids (run '$0 down' to stop them)"
 }
 
 cmd_up() {
@@ -252,6 +299,11 @@ cmd_up() {
   for b in peer orderer configtxgen osnadmin cryptogen; do
     [ -x "$fabric_bin/$b" ] || die "$fabric_bin/$b not found or not executable (MEDFABRIC_FABRIC_BIN?)"
   done
+  local ca_bin=${MEDFABRIC_CA_BIN:-}
+  if [ -z "$ca_bin" ]; then
+    ca_bin=$("$HERE/scripts/install-binaries.sh" ca) || die "could not get the Fabric CA binaries (see the message above)"
+  fi
+  [ -x "$ca_bin/fabric-ca-server" ] || die "$ca_bin/fabric-ca-server not found or not executable (MEDFABRIC_CA_BIN?)"
   export PATH="$fabric_bin:$PATH"
   for b in envsubst curl ss jq openssl; do
     command -v $b >/dev/null || die "'$b' is required (apt-get install gettext-base curl iproute2 jq openssl)"
@@ -263,12 +315,14 @@ cmd_up() {
     ports+=("$(orderer_port $i)" "$(orderer_admin_port $i)" "$(orderer_ops_port $i)")
   done
   for org in "${ORGS[@]}"; do ports+=("$(peer_port "$org")" "$(peer_cc_port "$org")" "$(peer_ops_port "$org")"); done
+  for org in "${ORGS[@]}"; do ports+=("$(ca_port "$org")" "$(ca_ops_port "$org")"); done
   for p in "${ports[@]}"; do
     port_busy "$p" && die "port $p is in use (another network? run '$0 down', or set MEDFABRIC_PORT_BASE)"
   done
 
   rm -rf "$STATE"
-  mkdir -p "$STATE"/{config,channel-artifacts,logs,orderers,peers,connection}
+  mkdir -p "$STATE"/{config,channel-artifacts,logs,orderers,peers,connection,ca}
+  trap up_failed EXIT
   : >"$STATE/pids"
   cat >"$STATE/network.env" <<EOF
 MODE=$mode
@@ -276,6 +330,7 @@ N_ORDERERS=$n_orderers
 PORT_BASE=$PORT_BASE
 BATCH_TIMEOUT=$batch_timeout
 FABRIC_BIN=$fabric_bin
+CA_BIN=$ca_bin
 EOF
 
   # crypto material
@@ -296,7 +351,7 @@ EOF
   for ch in "${CHANNELS[@]}"; do
     configtxgen -configPath "$STATE/config" -profile $profile -channelID "$ch" \
       -outputBlock "$STATE/channel-artifacts/$ch.block" >"$STATE/logs/configtxgen-$ch.log" 2>&1 ||
-      die "configtxgen for channel $ch failed: $(tail -n 5 "$STATE/logs/configtxgen-$ch.log")"
+      die "configtxgen for channel $ch failed: $(grep -m 1 -A 4 -E 'PANI|FATA|Error' "$STATE/logs/configtxgen-$ch.log" || tail -n 5 "$STATE/logs/configtxgen-$ch.log")"
   done
 
   # orderers
@@ -324,6 +379,10 @@ EOF
       MF_PEER_NAME MF_MSPID MF_NODE_DIR MF_DATA_DIR MF_PORT MF_CC_PORT MF_OPS_PORT MF_BUILDER_DIR
     ppids+=("$(start_bg "$name" "$STATE/logs/$name.log" env FABRIC_CFG_PATH="$STATE/peers/$name" FABRIC_LOGGING_FORMAT="$LOG_FORMAT" "$fabric_bin/peer" node start)")
   done
+
+  # Fabric CAs (see start_ca)
+  local capids=()
+  for org in "${ORGS[@]}"; do capids+=("$(start_ca "$org" "$ca_bin")"); done
 
   # orderers join the channels (channel participation API)
   local adm
@@ -378,7 +437,14 @@ EOF
     fi
   done
 
+  for ((i = 0; i < ${#ORGS[@]}; i++)); do
+    org=${ORGS[$i]}
+    wait_until "$(ca_name "$org") operations endpoint" 30 "${capids[$i]}" "$STATE/logs/ca-$org.log" \
+      http_ok "http://127.0.0.1:$(ca_ops_port "$org")/healthz"
+  done
+
   write_connection_profiles
+  trap - EXIT
   log "network up ($mode, $n_orderers orderer(s), BatchTimeout $batch_timeout) in $(elapsed "$t0") s"
   log "state: $STATE   logs: $STATE/logs   connection profiles: $STATE/connection/<org>.json"
   log "peer CLI: eval \"\$($0 env hospital1)\""
@@ -399,11 +465,11 @@ write_connection_profiles() {
     MF_ORG_KEY=$org MF_ORG_NAME=$(org_name "$org") MF_MSPID=$(org_msp "$org") MF_ORG_DOMAIN=$(org_domain "$org") \
       MF_OTHER1_NAME=$(org_name "$o1") MF_OTHER1_MSPID=$(org_msp "$o1") MF_OTHER1_DOMAIN=$(org_domain "$o1") \
       MF_OTHER2_NAME=$(org_name "$o2") MF_OTHER2_MSPID=$(org_msp "$o2") MF_OTHER2_DOMAIN=$(org_domain "$o2") \
-      MF_ORDERERS_JSON=$orderers MF_ORDERER_NAMES=$names MF_CRYPTO=$CRYPTO \
+      MF_ORDERERS_JSON=$orderers MF_ORDERER_NAMES=$names MF_CRYPTO=$CRYPTO MF_CA_PORT=$(ca_port "$org") \
       render "$NETCFG/connection-profile.json.tmpl" "$STATE/connection/$org.json.tmp" \
       MF_ORG_KEY MF_ORG_NAME MF_MSPID MF_ORG_DOMAIN MF_OTHER1_NAME MF_OTHER1_MSPID MF_OTHER1_DOMAIN \
       MF_OTHER2_NAME MF_OTHER2_MSPID MF_OTHER2_DOMAIN MF_ORDERERS_JSON MF_ORDERER_NAMES MF_CRYPTO \
-      MF_HOSPITAL1_PORT MF_HOSPITAL2_PORT MF_RESEARCH_PORT
+      MF_HOSPITAL1_PORT MF_HOSPITAL2_PORT MF_RESEARCH_PORT MF_CA_PORT
     jq . "$STATE/connection/$org.json.tmp" >"$STATE/connection/$org.json" ||
       die "rendered connection profile for $org is not valid JSON: $STATE/connection/$org.json.tmp"
     rm -f "$STATE/connection/$org.json.tmp"
@@ -482,6 +548,9 @@ export CORE_PEER_ADDRESS=127.0.0.1:$(peer_port "$org")
 export CORE_PEER_TLS_ROOTCERT_FILE="$(peer_tlsca "$org")"
 export ORDERER_ADDRESS=127.0.0.1:$(orderer_port "$leader")
 export ORDERER_CA="$(orderer_tlsca)"
+export FABRIC_CA_URL=https://127.0.0.1:$(ca_port "$org")
+export FABRIC_CA_NAME=$(ca_name "$org")
+export FABRIC_CA_CLIENT_TLS_CERTFILES="$(peer_tlsca "$org")"
 EOF
   for o in "${ORGS[@]}"; do
     local up=${o^^}
@@ -553,7 +622,7 @@ stop_server() { # name
     kill -TERM "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + 5))
     while pid_alive "$pid" "$exe" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    pid_alive "$pid" "$exe" && kill -KILL "$pid" 2>/dev/null || true
+    if pid_alive "$pid" "$exe"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   awk -v n="chaincode-$1" '$2 != n' "$STATE/pids" >"$STATE/pids.tmp" && mv "$STATE/pids.tmp" "$STATE/pids"
 }
@@ -707,7 +776,8 @@ cmd_deploy() {
   fi
 
   # chaincode server: (re)start unless the same binary already serves this package
-  local info="$pkgid 127.0.0.1:$port $binary $(stat -c %Y "$binary")" pid
+  local info pid
+  info="$pkgid 127.0.0.1:$port $binary $(stat -c %Y "$binary")"
   if pid=$(server_running "$name") && [ "$(cat "$pkgdir/server.info" 2>/dev/null)" = "$info" ]; then
     log "chaincode server $name already running (pid $pid)"
   else
@@ -715,7 +785,7 @@ cmd_deploy() {
     pid=$(start_bg "chaincode-$name" "$STATE/logs/chaincode-$name.log" env \
       CHAINCODE_ID="$pkgid" CHAINCODE_SERVER_ADDRESS="127.0.0.1:$port" \
       CHAINCODE_TLS_CERT_FILE="$tls/server.crt" CHAINCODE_TLS_KEY_FILE="$tls/server.key" \
-      CHAINCODE_TLS_CLIENT_CA_FILE="$tls/ca.crt" "$binary")
+      CHAINCODE_TLS_CLIENT_CA_FILE="$tls/ca.crt" NO_COLOR="${NO_COLOR:-1}" "$binary")
     echo "$info" >"$pkgdir/server.info"
     wait_until "chaincode server $name on 127.0.0.1:$port" 20 "$pid" "$STATE/logs/chaincode-$name.log" port_busy "$port"
     log "chaincode server $name started (pid $pid, log $STATE/logs/chaincode-$name.log)"

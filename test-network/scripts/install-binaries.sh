@@ -97,7 +97,7 @@ build_module() {
   local out dir c
   need_go "$module"
   log "downloading $module@$version"
-  out=$(cd /tmp && GOFLAGS= go mod download -json "$module@$version" 2>&1) ||
+  out=$(cd /tmp && GOFLAGS='' go mod download -json "$module@$version" 2>&1) ||
     die "go mod download $module@$version failed:
 $out"
   dir=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
@@ -152,7 +152,7 @@ install_minio() {
     need_go MinIO
     log "building MinIO $MINIO_VERSION into $minio_bin (several minutes, once)"
     mkdir -p "$minio_bin"
-    if ! out=$(cd /tmp && GOBIN=$minio_bin GOFLAGS= go install -trimpath -ldflags "$MINIO_STAMP" "$MINIO_MODULE@$MINIO_VERSION" 2>&1); then
+    if ! out=$(cd /tmp && GOBIN=$minio_bin GOFLAGS='' go install -trimpath -ldflags "$MINIO_STAMP" "$MINIO_MODULE@$MINIO_VERSION" 2>&1); then
       die "go install $MINIO_MODULE@$MINIO_VERSION failed:
 $out"
     fi

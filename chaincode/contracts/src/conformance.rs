@@ -17,7 +17,9 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn records(iter: impl Iterator<Item = Result<KeyValue, medfabric_shim::error::LedgerError>>) -> Result<Value, ContractError> {
+fn records(
+    iter: impl Iterator<Item = Result<KeyValue, medfabric_shim::error::LedgerError>>,
+) -> Result<Value, ContractError> {
     let mut out = Vec::new();
     for kv in iter {
         let kv = kv?;

@@ -21,22 +21,35 @@ struct Memory {
 impl Memory {
     fn new() -> Self {
         let channel = MemoryChannel::new("storage");
-        channel.install("conformance", Arc::new(medfabric_contracts::conformance::chaincode()));
+        channel.install(
+            "conformance",
+            Arc::new(medfabric_contracts::conformance::chaincode()),
+        );
         channel.install("basic", Arc::new(medfabric_contracts::basic::chaincode()));
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["user1".into()]).unwrap().self_signed(&key).unwrap();
-        let creator = Creator { msp_id: ORGS[0].into(), id_bytes: cert.pem().into_bytes() };
+        let cert = rcgen::CertificateParams::new(vec!["user1".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let creator = Creator {
+            msp_id: ORGS[0].into(),
+            id_bytes: cert.pem().into_bytes(),
+        };
         Self { channel, creator }
     }
 
     fn invocation(&self, call: Call) -> Invocation {
         let args: Vec<&str> = call.args.iter().map(String::as_str).collect();
-        let mut invocation = Invocation::new("conformance", self.creator.clone(), &call.function, &args);
+        let mut invocation =
+            Invocation::new("conformance", self.creator.clone(), &call.function, &args);
         invocation.transient = call.transient;
         if let Some(orgs) = call.endorsing_orgs {
             invocation.endorsers = orgs;
         }
-        invocation.timestamp = Some(TxTimestamp { seconds: self.now_seconds(), nanos: 0 });
+        invocation.timestamp = Some(TxTimestamp {
+            seconds: self.now_seconds(),
+            nanos: 0,
+        });
         invocation
     }
 }
@@ -51,18 +64,33 @@ impl Backend for Memory {
             let code = format!("{:?}", outcome.validation);
             // Same names as Fabric's TxValidationCode.
             let name = match outcome.validation {
-                Some(medfabric_shim::memory::ValidationCode::EndorsementPolicyFailure) => "ENDORSEMENT_POLICY_FAILURE",
-                Some(medfabric_shim::memory::ValidationCode::MvccReadConflict) => "MVCC_READ_CONFLICT",
+                Some(medfabric_shim::memory::ValidationCode::EndorsementPolicyFailure) => {
+                    "ENDORSEMENT_POLICY_FAILURE"
+                }
+                Some(medfabric_shim::memory::ValidationCode::MvccReadConflict) => {
+                    "MVCC_READ_CONFLICT"
+                }
                 _ => code.as_str(),
             };
-            return Err(format!("transaction {} failed to commit: {name}", outcome.tx_id));
+            return Err(format!(
+                "transaction {} failed to commit: {name}",
+                outcome.tx_id
+            ));
         }
-        Ok(Submitted { payload: outcome.response.payload, tx_id: outcome.tx_id, event: outcome.event })
+        Ok(Submitted {
+            payload: outcome.response.payload,
+            tx_id: outcome.tx_id,
+            event: outcome.event,
+        })
     }
 
     fn evaluate(&mut self, call: Call) -> Result<Vec<u8>, String> {
         let response = self.channel.evaluate(&self.invocation(call));
-        if response.is_success() { Ok(response.payload) } else { Err(response.message) }
+        if response.is_success() {
+            Ok(response.payload)
+        } else {
+            Err(response.message)
+        }
     }
 
     fn channel(&self) -> String {
@@ -78,7 +106,10 @@ impl Backend for Memory {
     }
 
     fn now_seconds(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
     }
 }
 
@@ -96,5 +127,8 @@ fn mvcc_conflict_between_two_endorsed_transactions() {
     let second = backend.channel.prepare(&put("b"));
     assert!(backend.channel.commit(first).is_committed());
     let outcome = backend.channel.commit(second);
-    assert_eq!(outcome.validation, Some(medfabric_shim::memory::ValidationCode::MvccReadConflict));
+    assert_eq!(
+        outcome.validation,
+        Some(medfabric_shim::memory::ValidationCode::MvccReadConflict)
+    );
 }

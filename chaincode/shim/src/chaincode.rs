@@ -33,12 +33,20 @@ pub trait Chaincode: Send + Sync {
 impl ChaincodeResponse {
     /// A success response.
     pub fn success(payload: Vec<u8>) -> Self {
-        Self { status: status::OK, message: String::new(), payload }
+        Self {
+            status: status::OK,
+            message: String::new(),
+            payload,
+        }
     }
 
     /// An error response (status 500).
     pub fn error(message: impl Into<String>) -> Self {
-        Self { status: status::ERROR, message: message.into(), payload: Vec::new() }
+        Self {
+            status: status::ERROR,
+            message: message.into(),
+            payload: Vec::new(),
+        }
     }
 
     /// True for status < 400.
@@ -49,7 +57,11 @@ impl ChaincodeResponse {
 
 /// Runs a chaincode, turning a panic into an error response so one bad transaction never takes
 /// the server (or the demo) down.
-pub fn invoke_guarded(chaincode: &dyn Chaincode, ledger: &dyn Ledger, invocation: &Invocation<'_>) -> ChaincodeResponse {
+pub fn invoke_guarded(
+    chaincode: &dyn Chaincode,
+    ledger: &dyn Ledger,
+    invocation: &Invocation<'_>,
+) -> ChaincodeResponse {
     match catch_unwind(AssertUnwindSafe(|| chaincode.invoke(ledger, invocation))) {
         Ok(response) => response,
         Err(panic) => {

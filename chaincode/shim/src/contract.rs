@@ -41,7 +41,8 @@ pub trait IntoPayload {
 pub struct Json<T>(pub T);
 
 fn utf8<'a>(bytes: &'a [u8], name: &str) -> Result<&'a str, ContractError> {
-    std::str::from_utf8(bytes).map_err(|_| ContractError::BadArguments(format!("argument {name} is not valid UTF-8")))
+    std::str::from_utf8(bytes)
+        .map_err(|_| ContractError::BadArguments(format!("argument {name} is not valid UTF-8")))
 }
 
 impl FromArg for String {
@@ -67,7 +68,9 @@ impl FromArg for bool {
         match utf8(bytes, name)? {
             "true" => Ok(true),
             "false" => Ok(false),
-            other => Err(ContractError::BadArguments(format!("argument {name}: expected true or false, got {other:?}"))),
+            other => Err(ContractError::BadArguments(format!(
+                "argument {name}: expected true or false, got {other:?}"
+            ))),
         }
     }
     fn schema() -> Value {
@@ -104,9 +107,9 @@ integer_arg!(i32, i64, u32, u64);
 
 impl<T: DeserializeOwned> FromArg for Json<T> {
     fn from_arg(bytes: &[u8], name: &str) -> Result<Self, ContractError> {
-        serde_json::from_slice(bytes)
-            .map(Json)
-            .map_err(|e| ContractError::BadArguments(format!("argument {name} is not the expected JSON: {e}")))
+        serde_json::from_slice(bytes).map(Json).map_err(|e| {
+            ContractError::BadArguments(format!("argument {name} is not the expected JSON: {e}"))
+        })
     }
     fn schema() -> Value {
         json!({"type": "object"})
@@ -133,7 +136,11 @@ impl IntoPayload for String {
 
 impl IntoPayload for bool {
     fn into_payload(self) -> Result<Vec<u8>, ContractError> {
-        Ok(if self { b"true".to_vec() } else { b"false".to_vec() })
+        Ok(if self {
+            b"true".to_vec()
+        } else {
+            b"false".to_vec()
+        })
     }
     fn schema() -> Option<Value> {
         Some(json!({"type": "boolean"}))
@@ -151,7 +158,8 @@ impl IntoPayload for Vec<u8> {
 
 impl<T: Serialize> IntoPayload for Json<T> {
     fn into_payload(self) -> Result<Vec<u8>, ContractError> {
-        serde_json::to_vec(&self.0).map_err(|e| ContractError::rejected(format!("cannot encode result: {e}")))
+        serde_json::to_vec(&self.0)
+            .map_err(|e| ContractError::rejected(format!("cannot encode result: {e}")))
     }
     fn schema() -> Option<Value> {
         Some(json!({"type": "object"}))
@@ -221,7 +229,10 @@ impl std::fmt::Debug for Contract {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Contract")
             .field("name", &self.name)
-            .field("transactions", &self.transactions.keys().collect::<Vec<_>>())
+            .field(
+                "transactions",
+                &self.transactions.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -229,7 +240,10 @@ impl std::fmt::Debug for Contract {
 impl Contract {
     /// A contract with no transactions yet.
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_owned(), transactions: BTreeMap::new() }
+        Self {
+            name: name.to_owned(),
+            transactions: BTreeMap::new(),
+        }
     }
 
     /// The contract's name.
@@ -264,13 +278,25 @@ impl Contract {
         self.transaction(TxKind::Evaluate, name, params, handler)
     }
 
-    fn transaction<A, R, F>(mut self, kind: TxKind, name: &str, params: &[&'static str], handler: F) -> Self
+    fn transaction<A, R, F>(
+        mut self,
+        kind: TxKind,
+        name: &str,
+        params: &[&'static str],
+        handler: F,
+    ) -> Self
     where
         A: FromArgs + 'static,
         R: IntoPayload + 'static,
         F: Fn(&dyn Ledger, A) -> Result<R, ContractError> + Send + Sync + 'static,
     {
-        assert_eq!(params.len(), A::COUNT, "transaction {name}: {} parameter names for {} parameters", params.len(), A::COUNT);
+        assert_eq!(
+            params.len(),
+            A::COUNT,
+            "transaction {name}: {} parameter names for {} parameters",
+            params.len(),
+            A::COUNT
+        );
         let names: Vec<&'static str> = params.to_vec();
         let tx_name = name.to_owned();
         let handler: Handler = Box::new(move |ledger, args| {
@@ -286,7 +312,15 @@ impl Contract {
             handler(ledger, decoded)?.into_payload()
         });
         let params = params.iter().copied().zip(A::schemas()).collect();
-        self.transactions.insert(name.to_owned(), Transaction { kind, params, returns: R::schema(), handler });
+        self.transactions.insert(
+            name.to_owned(),
+            Transaction {
+                kind,
+                params,
+                returns: R::schema(),
+                handler,
+            },
+        );
         self
     }
 
@@ -295,8 +329,11 @@ impl Contract {
             .transactions
             .iter()
             .map(|(name, tx)| {
-                let parameters: Vec<Value> =
-                    tx.params.iter().map(|(n, schema)| json!({"name": n, "schema": schema})).collect();
+                let parameters: Vec<Value> = tx
+                    .params
+                    .iter()
+                    .map(|(n, schema)| json!({"name": n, "schema": schema}))
+                    .collect();
                 let tag = match tx.kind {
                     TxKind::Submit => json!(["submit", "SUBMIT"]),
                     TxKind::Evaluate => json!(["evaluate", "EVALUATE"]),
@@ -332,7 +369,12 @@ impl std::fmt::Debug for Router {
 impl Router {
     /// An empty chaincode with a title and version for its metadata.
     pub fn new(title: &str, version: &str) -> Self {
-        Self { title: title.to_owned(), version: version.to_owned(), contracts: BTreeMap::new(), default_contract: None }
+        Self {
+            title: title.to_owned(),
+            version: version.to_owned(),
+            contracts: BTreeMap::new(),
+            default_contract: None,
+        }
     }
 
     /// Adds a contract; the first one added is the default (called without a `Contract:` prefix).
@@ -340,14 +382,18 @@ impl Router {
         if self.default_contract.is_none() {
             self.default_contract = Some(contract.name.clone());
         }
-        self.contracts.insert(contract.name.clone(), Arc::new(contract));
+        self.contracts
+            .insert(contract.name.clone(), Arc::new(contract));
         self
     }
 
     /// The metadata document served by `org.hyperledger.fabric:GetMetadata`.
     pub fn metadata(&self) -> Value {
-        let contracts: serde_json::Map<String, Value> =
-            self.contracts.iter().map(|(name, contract)| (name.clone(), contract.metadata())).collect();
+        let contracts: serde_json::Map<String, Value> = self
+            .contracts
+            .iter()
+            .map(|(name, contract)| (name.clone(), contract.metadata()))
+            .collect();
         json!({
             "$schema": "https://hyperledger.github.io/fabric-chaincode-node/main/api/contract-schema.json",
             "info": {"title": self.title, "version": self.version},
@@ -357,41 +403,50 @@ impl Router {
     }
 
     fn dispatch(&self, ledger: &dyn Ledger, args: &[Vec<u8>]) -> Result<Vec<u8>, ContractError> {
-        let (name, rest) =
-            args.split_first().ok_or_else(|| ContractError::UnknownFunction("no function name given".into()))?;
-        if let Some((index, too_long)) = rest.iter().enumerate().find(|(_, a)| a.len() > MAX_ARGUMENT_BYTES) {
+        let (name, rest) = args
+            .split_first()
+            .ok_or_else(|| ContractError::UnknownFunction("no function name given".into()))?;
+        if let Some((index, too_long)) = rest
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.len() > MAX_ARGUMENT_BYTES)
+        {
             return Err(ContractError::BadArguments(format!(
                 "argument {} is {} bytes, more than the {MAX_ARGUMENT_BYTES} allowed",
                 index + 1,
                 too_long.len()
             )));
         }
-        let name = std::str::from_utf8(name)
-            .map_err(|_| ContractError::UnknownFunction("function name is not valid UTF-8".into()))?;
+        let name = std::str::from_utf8(name).map_err(|_| {
+            ContractError::UnknownFunction("function name is not valid UTF-8".into())
+        })?;
         let (contract_name, function) = match name.rsplit_once(':') {
             Some((contract, function)) => (contract.to_owned(), function),
             None => (
-                self.default_contract
-                    .clone()
-                    .ok_or_else(|| ContractError::UnknownFunction("chaincode has no contracts".into()))?,
+                self.default_contract.clone().ok_or_else(|| {
+                    ContractError::UnknownFunction("chaincode has no contracts".into())
+                })?,
                 name,
             ),
         };
         if contract_name == SYSTEM_CONTRACT {
             return match function {
                 "GetMetadata" if rest.is_empty() => Ok(self.metadata().to_string().into_bytes()),
-                "GetMetadata" => Err(ContractError::BadArguments("GetMetadata takes no arguments".into())),
+                "GetMetadata" => Err(ContractError::BadArguments(
+                    "GetMetadata takes no arguments".into(),
+                )),
                 other => Err(ContractError::UnknownFunction(format!(
                     "function {other:?} not found in contract {SYSTEM_CONTRACT:?}"
                 ))),
             };
         }
-        let contract = self
-            .contracts
-            .get(&contract_name)
-            .ok_or_else(|| ContractError::UnknownFunction(format!("contract {contract_name:?} not found")))?;
+        let contract = self.contracts.get(&contract_name).ok_or_else(|| {
+            ContractError::UnknownFunction(format!("contract {contract_name:?} not found"))
+        })?;
         let transaction = contract.transactions.get(function).ok_or_else(|| {
-            ContractError::UnknownFunction(format!("function {function:?} not found in contract {contract_name:?}"))
+            ContractError::UnknownFunction(format!(
+                "function {function:?} not found in contract {contract_name:?}"
+            ))
         })?;
         (transaction.handler)(ledger, rest)
     }

@@ -5,7 +5,8 @@ use prost::Message as _;
 use serde::{Serialize, de::DeserializeOwned};
 
 use medfabric_protos::common::{
-    MspPrincipal, MspRole, SignaturePolicy, SignaturePolicyEnvelope, msp_principal, msp_role, signature_policy,
+    MspPrincipal, MspRole, SignaturePolicy, SignaturePolicyEnvelope, msp_principal, msp_role,
+    signature_policy,
 };
 
 use crate::error::{ContractError, LedgerError};
@@ -19,7 +20,9 @@ const MAX_UNICODE: char = '\u{10FFFF}';
 /// Builds a composite key: `U+0000 objectType U+0000 attr1 U+0000 ... attrN U+0000`.
 pub fn create_composite_key(object_type: &str, attributes: &[&str]) -> Result<String, LedgerError> {
     validate_composite_part(object_type)?;
-    let mut key = String::with_capacity(2 + object_type.len() + attributes.iter().map(|a| a.len() + 1).sum::<usize>());
+    let mut key = String::with_capacity(
+        2 + object_type.len() + attributes.iter().map(|a| a.len() + 1).sum::<usize>(),
+    );
     key.push(COMPOSITE_SEPARATOR);
     key.push_str(object_type);
     key.push(COMPOSITE_SEPARATOR);
@@ -39,7 +42,9 @@ pub fn split_composite_key(key: &str) -> Result<(String, Vec<String>), LedgerErr
     let mut parts: Vec<String> = rest.split(COMPOSITE_SEPARATOR).map(str::to_owned).collect();
     // A well-formed key ends with the separator, which leaves one empty trailing part.
     if parts.pop().as_deref() != Some("") || parts.is_empty() {
-        return Err(LedgerError::InvalidKey(format!("{key:?} is not a composite key")));
+        return Err(LedgerError::InvalidKey(format!(
+            "{key:?} is not a composite key"
+        )));
     }
     let object_type = parts.remove(0);
     Ok((object_type, parts))
@@ -75,13 +80,18 @@ pub(crate) fn validate_key(key: &str) -> Result<(), LedgerError> {
 /// Private data always names its collection.
 pub(crate) fn validate_collection(collection: &str) -> Result<(), LedgerError> {
     if collection.is_empty() {
-        return Err(LedgerError::InvalidKey("collection must not be empty".into()));
+        return Err(LedgerError::InvalidKey(
+            "collection must not be empty".into(),
+        ));
     }
     Ok(())
 }
 
 /// The range `[start, end)` covering every composite key that begins with the given parts.
-pub fn partial_composite_range(object_type: &str, attributes: &[&str]) -> Result<(String, String), LedgerError> {
+pub fn partial_composite_range(
+    object_type: &str,
+    attributes: &[&str],
+) -> Result<(String, String), LedgerError> {
     let start = create_composite_key(object_type, attributes)?;
     let mut end = start.clone();
     end.push(MAX_UNICODE);
@@ -103,7 +113,10 @@ impl KeyEndorsementPolicy {
         let mut organizations: Vec<String> = organizations.into_iter().map(Into::into).collect();
         organizations.sort();
         organizations.dedup();
-        Self { required: organizations.len() as u32, organizations }
+        Self {
+            required: organizations.len() as u32,
+            organizations,
+        }
     }
 
     /// Encodes as the `SignaturePolicyEnvelope` Fabric's validator reads (peer role principals).
@@ -113,12 +126,17 @@ impl KeyEndorsementPolicy {
             .iter()
             .map(|msp| MspPrincipal {
                 principal_classification: msp_principal::Classification::Role as i32,
-                principal: MspRole { msp_identifier: msp.clone(), role: msp_role::MspRoleType::Peer as i32 }
-                    .encode_to_vec(),
+                principal: MspRole {
+                    msp_identifier: msp.clone(),
+                    role: msp_role::MspRoleType::Peer as i32,
+                }
+                .encode_to_vec(),
             })
             .collect();
         let rules = (0..self.organizations.len() as i32)
-            .map(|i| SignaturePolicy { r#type: Some(signature_policy::Type::SignedBy(i)) })
+            .map(|i| SignaturePolicy {
+                r#type: Some(signature_policy::Type::SignedBy(i)),
+            })
             .collect();
         SignaturePolicyEnvelope {
             version: 0,
@@ -136,23 +154,30 @@ impl KeyEndorsementPolicy {
     /// Decodes a policy written by [`Self::to_bytes`] (or any n-of-signed-by policy over roles).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, LedgerError> {
         let malformed = |why: &str| LedgerError::Protocol(format!("endorsement policy: {why}"));
-        let envelope = SignaturePolicyEnvelope::decode(bytes).map_err(|e| malformed(&e.to_string()))?;
+        let envelope =
+            SignaturePolicyEnvelope::decode(bytes).map_err(|e| malformed(&e.to_string()))?;
         let mut organizations = Vec::with_capacity(envelope.identities.len());
         for identity in &envelope.identities {
             if identity.principal_classification != msp_principal::Classification::Role as i32 {
                 return Err(malformed("only role principals are supported"));
             }
-            let role = MspRole::decode(identity.principal.as_slice()).map_err(|e| malformed(&e.to_string()))?;
+            let role = MspRole::decode(identity.principal.as_slice())
+                .map_err(|e| malformed(&e.to_string()))?;
             organizations.push(role.msp_identifier);
         }
         let required = match envelope.rule.and_then(|r| r.r#type) {
-            Some(signature_policy::Type::NOutOf(n)) => u32::try_from(n.n).map_err(|_| malformed("negative n"))?,
+            Some(signature_policy::Type::NOutOf(n)) => {
+                u32::try_from(n.n).map_err(|_| malformed("negative n"))?
+            }
             Some(signature_policy::Type::SignedBy(_)) => 1,
             None => return Err(malformed("no rule")),
         };
         organizations.sort();
         organizations.dedup();
-        Ok(Self { required, organizations })
+        Ok(Self {
+            required,
+            organizations,
+        })
     }
 
     /// Whether endorsements from these organisations satisfy the policy.
@@ -160,7 +185,11 @@ impl KeyEndorsementPolicy {
         let mut endorsers: Vec<&str> = endorsers.into_iter().collect();
         endorsers.sort_unstable();
         endorsers.dedup();
-        let matched = self.organizations.iter().filter(|org| endorsers.contains(&org.as_str())).count();
+        let matched = self
+            .organizations
+            .iter()
+            .filter(|org| endorsers.contains(&org.as_str()))
+            .count();
         matched as u32 >= self.required
     }
 }
@@ -171,15 +200,16 @@ pub trait LedgerExt: Ledger {
     fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ContractError> {
         match self.get_state(key)? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| ContractError::rejected(format!("stored value of {key:?} is not valid JSON: {e}"))),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                ContractError::rejected(format!("stored value of {key:?} is not valid JSON: {e}"))
+            }),
         }
     }
 
     /// JSON-encodes and writes a key.
     fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), ContractError> {
-        let bytes = serde_json::to_vec(value).map_err(|e| ContractError::rejected(format!("cannot encode {key:?}: {e}")))?;
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| ContractError::rejected(format!("cannot encode {key:?}: {e}")))?;
         Ok(self.put_state(key, &bytes)?)
     }
 
@@ -189,12 +219,19 @@ pub trait LedgerExt: Ledger {
     }
 
     /// Ties a key to an endorsement policy (state-based endorsement).
-    fn set_key_endorsement_policy(&self, key: &str, policy: &KeyEndorsementPolicy) -> Result<(), LedgerError> {
+    fn set_key_endorsement_policy(
+        &self,
+        key: &str,
+        policy: &KeyEndorsementPolicy,
+    ) -> Result<(), LedgerError> {
         self.put_state_metadata("", key, VALIDATION_PARAMETER, &policy.to_bytes())
     }
 
     /// The endorsement policy tied to a key, if any.
-    fn key_endorsement_policy(&self, key: &str) -> Result<Option<KeyEndorsementPolicy>, LedgerError> {
+    fn key_endorsement_policy(
+        &self,
+        key: &str,
+    ) -> Result<Option<KeyEndorsementPolicy>, LedgerError> {
         match self.get_state_metadata("", key)?.get(VALIDATION_PARAMETER) {
             Some(bytes) if !bytes.is_empty() => KeyEndorsementPolicy::from_bytes(bytes).map(Some),
             _ => Ok(None),

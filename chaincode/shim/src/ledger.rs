@@ -105,7 +105,11 @@ pub trait Ledger {
     fn delete_state(&self, key: &str) -> Result<(), LedgerError>;
     /// Keys in `[start, end)`; an empty `start` means from the first key, an empty `end` to
     /// the last. Composite keys are never returned.
-    fn get_state_by_range(&self, start: &str, end: &str) -> Result<QueryIter<'_, KeyValue>, LedgerError>;
+    fn get_state_by_range(
+        &self,
+        start: &str,
+        end: &str,
+    ) -> Result<QueryIter<'_, KeyValue>, LedgerError>;
     /// One page of `[start, end)`; `bookmark` is empty for the first page.
     fn get_state_by_range_page(
         &self,
@@ -121,14 +125,25 @@ pub trait Ledger {
         attributes: &[&str],
     ) -> Result<QueryIter<'_, KeyValue>, LedgerError>;
     /// Committed modifications of a key, newest first.
-    fn get_history_for_key(&self, key: &str) -> Result<QueryIter<'_, KeyModification>, LedgerError>;
+    fn get_history_for_key(&self, key: &str)
+    -> Result<QueryIter<'_, KeyModification>, LedgerError>;
 
     /// Reads a key of a private data collection.
-    fn get_private_data(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, LedgerError>;
+    fn get_private_data(&self, collection: &str, key: &str)
+    -> Result<Option<Vec<u8>>, LedgerError>;
     /// SHA-256 of a private value, readable by peers that do not hold the collection.
-    fn get_private_data_hash(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, LedgerError>;
+    fn get_private_data_hash(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, LedgerError>;
     /// Writes a key of a private data collection.
-    fn put_private_data(&self, collection: &str, key: &str, value: &[u8]) -> Result<(), LedgerError>;
+    fn put_private_data(
+        &self,
+        collection: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), LedgerError>;
     /// Deletes a private key.
     fn delete_private_data(&self, collection: &str, key: &str) -> Result<(), LedgerError>;
     /// Deletes a private key and its history from the private store.
@@ -142,13 +157,27 @@ pub trait Ledger {
     ) -> Result<QueryIter<'_, KeyValue>, LedgerError>;
 
     /// A key's metadata (empty collection = public state), e.g. its endorsement policy.
-    fn get_state_metadata(&self, collection: &str, key: &str) -> Result<BTreeMap<String, Vec<u8>>, LedgerError>;
+    fn get_state_metadata(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<BTreeMap<String, Vec<u8>>, LedgerError>;
     /// Sets one metadata entry of a key.
-    fn put_state_metadata(&self, collection: &str, key: &str, name: &str, value: &[u8]) -> Result<(), LedgerError>;
+    fn put_state_metadata(
+        &self,
+        collection: &str,
+        key: &str,
+        name: &str,
+        value: &[u8],
+    ) -> Result<(), LedgerError>;
 
     /// Sets the transaction's event; a later call replaces an earlier one.
     fn set_event(&self, name: &str, payload: &[u8]) -> Result<(), LedgerError>;
     /// Calls another chaincode in the same transaction (`channel` empty = this channel).
-    fn invoke_chaincode(&self, chaincode: &str, args: &[Vec<u8>], channel: &str)
-    -> Result<ChaincodeResponse, LedgerError>;
+    fn invoke_chaincode(
+        &self,
+        chaincode: &str,
+        args: &[Vec<u8>],
+        channel: &str,
+    ) -> Result<ChaincodeResponse, LedgerError>;
 }

@@ -15,9 +15,13 @@ use sha2::{Digest, Sha256};
 
 use crate::chaincode::{Chaincode, Invocation as ChaincodeInvocation};
 use crate::error::LedgerError;
-use crate::ext::{KeyEndorsementPolicy, partial_composite_range, validate_collection, validate_key, validate_simple_key};
+use crate::ext::{
+    KeyEndorsementPolicy, partial_composite_range, validate_collection, validate_key,
+    validate_simple_key,
+};
 use crate::ledger::{
-    ChaincodeResponse, Creator, KeyModification, KeyValue, Ledger, Page, QueryIter, TxTimestamp, VALIDATION_PARAMETER,
+    ChaincodeResponse, Creator, KeyModification, KeyValue, Ledger, Page, QueryIter, TxTimestamp,
+    VALIDATION_PARAMETER,
 };
 
 /// Fabric's validation codes that the in-memory ledger can produce.
@@ -156,7 +160,9 @@ pub struct MemoryChannel {
 
 impl std::fmt::Debug for MemoryChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryChannel").field("channel_id", &self.channel_id).finish_non_exhaustive()
+        f.debug_struct("MemoryChannel")
+            .field("channel_id", &self.channel_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -165,7 +171,13 @@ impl MemoryChannel {
     pub fn new(channel_id: &str) -> Arc<Self> {
         Arc::new(Self {
             channel_id: channel_id.to_owned(),
-            world: Mutex::new(World { clock: TxTimestamp { seconds: 1_700_000_000, nanos: 0 }, ..World::default() }),
+            world: Mutex::new(World {
+                clock: TxTimestamp {
+                    seconds: 1_700_000_000,
+                    nanos: 0,
+                },
+                ..World::default()
+            }),
             chaincodes: Mutex::new(BTreeMap::new()),
         })
     }
@@ -216,31 +228,62 @@ impl MemoryChannel {
     /// tests interleave two transactions and observe an MVCC conflict.
     pub fn prepare(self: &Arc<Self>, invocation: &Invocation) -> PreparedTx {
         let (tx, response, tx_id) = self.simulate(invocation);
-        PreparedTx { tx_id, response, results: tx.into_results(), endorsers: invocation.endorsers.clone() }
+        PreparedTx {
+            tx_id,
+            response,
+            results: tx.into_results(),
+            endorsers: invocation.endorsers.clone(),
+        }
     }
 
     /// Validates and commits a prepared transaction as its own block.
     pub fn commit(&self, prepared: PreparedTx) -> TxOutcome {
-        let PreparedTx { tx_id, response, results, endorsers } = prepared;
+        let PreparedTx {
+            tx_id,
+            response,
+            results,
+            endorsers,
+        } = prepared;
         let event = results.event.clone();
         if response.status >= 400 {
-            return TxOutcome { tx_id, response, validation: None, block_number: None, event: None };
+            return TxOutcome {
+                tx_id,
+                response,
+                validation: None,
+                block_number: None,
+                event: None,
+            };
         }
         let mut world = lock(&self.world);
         let code = validate(&world, &tx_id, &results, &endorsers);
         if code != ValidationCode::Valid {
             world.height += 1;
             world.tx_ids.insert(tx_id.clone());
-            return TxOutcome { tx_id, response, validation: Some(code), block_number: None, event: None };
+            return TxOutcome {
+                tx_id,
+                response,
+                validation: Some(code),
+                block_number: None,
+                event: None,
+            };
         }
         world.height += 1;
         let block = world.height;
         world.tx_ids.insert(tx_id.clone());
         apply(&mut world, &tx_id, block, results);
-        TxOutcome { tx_id, response, validation: Some(ValidationCode::Valid), block_number: Some(block), event }
+        TxOutcome {
+            tx_id,
+            response,
+            validation: Some(ValidationCode::Valid),
+            block_number: Some(block),
+            event,
+        }
     }
 
-    fn simulate(self: &Arc<Self>, invocation: &Invocation) -> (MemoryTx, ChaincodeResponse, String) {
+    fn simulate(
+        self: &Arc<Self>,
+        invocation: &Invocation,
+    ) -> (MemoryTx, ChaincodeResponse, String) {
         let (tx_id, timestamp) = {
             let mut world = lock(&self.world);
             world.next_nonce += 1;
@@ -248,7 +291,10 @@ impl MemoryChannel {
             digest.update(world.next_nonce.to_be_bytes());
             digest.update(&invocation.creator.id_bytes);
             digest.update(self.channel_id.as_bytes());
-            (hex_lower(&digest.finalize()), invocation.timestamp.unwrap_or(world.clock))
+            (
+                hex_lower(&digest.finalize()),
+                invocation.timestamp.unwrap_or(world.clock),
+            )
         };
         let signed_proposal = encode_proposal(&self.channel_id, &tx_id, timestamp, invocation);
         let context = Arc::new(TxContext {
@@ -259,7 +305,11 @@ impl MemoryChannel {
             transient: invocation.transient.clone(),
             results: RefCell::new(TxResults::default()),
         });
-        let tx = MemoryTx { channel: Arc::clone(self), namespace: invocation.chaincode.clone(), context };
+        let tx = MemoryTx {
+            channel: Arc::clone(self),
+            namespace: invocation.chaincode.clone(),
+            context,
+        };
         let response = tx.run_chaincode(&invocation.chaincode, &invocation.args);
         (tx, response, tx_id)
     }
@@ -323,12 +373,22 @@ impl MemoryTx {
         let Some(chaincode) = chaincode else {
             return ChaincodeResponse {
                 status: 500,
-                message: format!("chaincode {name} is not installed on channel {}", self.channel.channel_id),
+                message: format!(
+                    "chaincode {name} is not installed on channel {}",
+                    self.channel.channel_id
+                ),
                 payload: Vec::new(),
             };
         };
-        let view = MemoryTx { channel: Arc::clone(&self.channel), namespace: name.to_owned(), context: Arc::clone(&self.context) };
-        let invocation = ChaincodeInvocation { args, is_init: false };
+        let view = MemoryTx {
+            channel: Arc::clone(&self.channel),
+            namespace: name.to_owned(),
+            context: Arc::clone(&self.context),
+        };
+        let invocation = ChaincodeInvocation {
+            args,
+            is_init: false,
+        };
         crate::chaincode::invoke_guarded(chaincode.as_ref(), &view, &invocation)
     }
 
@@ -336,36 +396,63 @@ impl MemoryTx {
         let world = lock(&self.channel.world);
         let namespace = world.namespaces.get(&self.namespace);
         let found = namespace.and_then(|ns| {
-            if collection.is_empty() { ns.public.get(key) } else { ns.private.get(collection)?.get(key) }
+            if collection.is_empty() {
+                ns.public.get(key)
+            } else {
+                ns.private.get(collection)?.get(key)
+            }
         });
         let found = found.cloned();
         self.context.results.borrow_mut().reads.insert(
-            (self.namespace.clone(), collection.to_owned(), key.to_owned()),
+            (
+                self.namespace.clone(),
+                collection.to_owned(),
+                key.to_owned(),
+            ),
             found.as_ref().map_or(0, |v| v.version),
         );
         found
     }
 
     fn write(&self, collection: &str, key: &str, value: Option<&[u8]>) {
-        self.context
-            .results
-            .borrow_mut()
-            .writes
-            .insert((self.namespace.clone(), collection.to_owned(), key.to_owned()), value.map(<[u8]>::to_vec));
+        self.context.results.borrow_mut().writes.insert(
+            (
+                self.namespace.clone(),
+                collection.to_owned(),
+                key.to_owned(),
+            ),
+            value.map(<[u8]>::to_vec),
+        );
     }
 
     fn range(&self, collection: &str, start: &str, end: &str) -> Vec<KeyValue> {
         let world = lock(&self.channel.world);
-        let Some(ns) = world.namespaces.get(&self.namespace) else { return Vec::new() };
+        let Some(ns) = world.namespaces.get(&self.namespace) else {
+            return Vec::new();
+        };
         let empty = BTreeMap::new();
-        let map = if collection.is_empty() { &ns.public } else { ns.private.get(collection).unwrap_or(&empty) };
-        let upper = if end.is_empty() { Bound::Unbounded } else { Bound::Excluded(end.to_owned()) };
+        let map = if collection.is_empty() {
+            &ns.public
+        } else {
+            ns.private.get(collection).unwrap_or(&empty)
+        };
+        let upper = if end.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(end.to_owned())
+        };
         let mut results = self.context.results.borrow_mut();
         map.range((Bound::Included(start.to_owned()), upper))
             .map(|(k, v)| {
                 // Keys seen by a range are read: a change before commit is an MVCC conflict.
-                results.reads.entry((self.namespace.clone(), collection.to_owned(), k.clone())).or_insert(v.version);
-                KeyValue { key: k.clone(), value: v.value.clone() }
+                results
+                    .reads
+                    .entry((self.namespace.clone(), collection.to_owned(), k.clone()))
+                    .or_insert(v.version);
+                KeyValue {
+                    key: k.clone(),
+                    value: v.value.clone(),
+                }
             })
             .collect()
     }
@@ -414,7 +501,11 @@ impl Ledger for MemoryTx {
         Ok(())
     }
 
-    fn get_state_by_range(&self, start: &str, end: &str) -> Result<QueryIter<'_, KeyValue>, LedgerError> {
+    fn get_state_by_range(
+        &self,
+        start: &str,
+        end: &str,
+    ) -> Result<QueryIter<'_, KeyValue>, LedgerError> {
         validate_simple_key(start)?;
         validate_simple_key(end)?;
         // Like Fabric's shim, an empty start skips the composite-key namespace (keys at U+0000).
@@ -432,11 +523,23 @@ impl Ledger for MemoryTx {
         if page_size == 0 {
             return Err(LedgerError::InvalidKey("page size must be positive".into()));
         }
-        let from = if bookmark.is_empty() { if start.is_empty() { "\u{1}" } else { start } } else { bookmark };
+        let from = if bookmark.is_empty() {
+            if start.is_empty() { "\u{1}" } else { start }
+        } else {
+            bookmark
+        };
         let mut all = self.range("", from, end);
-        let next = if all.len() > page_size as usize { all.get(page_size as usize).map(|kv| kv.key.clone()) } else { None };
+        let next = if all.len() > page_size as usize {
+            all.get(page_size as usize).map(|kv| kv.key.clone())
+        } else {
+            None
+        };
         all.truncate(page_size as usize);
-        Ok(Page { fetched_records_count: all.len() as u32, records: all, bookmark: next.unwrap_or_default() })
+        Ok(Page {
+            fetched_records_count: all.len() as u32,
+            records: all,
+            bookmark: next.unwrap_or_default(),
+        })
     }
 
     fn get_state_by_partial_composite_key(
@@ -448,32 +551,56 @@ impl Ledger for MemoryTx {
         Ok(Box::new(self.range("", &start, &end).into_iter().map(Ok)))
     }
 
-    fn get_history_for_key(&self, key: &str) -> Result<QueryIter<'_, KeyModification>, LedgerError> {
+    fn get_history_for_key(
+        &self,
+        key: &str,
+    ) -> Result<QueryIter<'_, KeyModification>, LedgerError> {
         validate_key(key)?;
         let world = lock(&self.channel.world);
-        let mut history =
-            world.namespaces.get(&self.namespace).and_then(|ns| ns.history.get(key)).cloned().unwrap_or_default();
+        let mut history = world
+            .namespaces
+            .get(&self.namespace)
+            .and_then(|ns| ns.history.get(key))
+            .cloned()
+            .unwrap_or_default();
         history.reverse();
         Ok(Box::new(history.into_iter().map(Ok)))
     }
 
-    fn get_private_data(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+    fn get_private_data(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, LedgerError> {
         validate_collection(collection)?;
         validate_key(key)?;
         Ok(self.read(collection, key).map(|v| v.value))
     }
 
-    fn get_private_data_hash(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+    fn get_private_data_hash(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, LedgerError> {
         validate_collection(collection)?;
         validate_key(key)?;
-        Ok(self.read(collection, key).map(|v| Sha256::digest(&v.value).to_vec()))
+        Ok(self
+            .read(collection, key)
+            .map(|v| Sha256::digest(&v.value).to_vec()))
     }
 
-    fn put_private_data(&self, collection: &str, key: &str, value: &[u8]) -> Result<(), LedgerError> {
+    fn put_private_data(
+        &self,
+        collection: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), LedgerError> {
         validate_collection(collection)?;
         validate_key(key)?;
         if value.is_empty() {
-            return Err(LedgerError::InvalidKey(format!("private value of {key:?} must not be empty")));
+            return Err(LedgerError::InvalidKey(format!(
+                "private value of {key:?} must not be empty"
+            )));
         }
         self.write(collection, key, Some(value));
         Ok(())
@@ -489,7 +616,11 @@ impl Ledger for MemoryTx {
     fn purge_private_data(&self, collection: &str, key: &str) -> Result<(), LedgerError> {
         validate_collection(collection)?;
         validate_key(key)?;
-        self.context.results.borrow_mut().purges.insert((self.namespace.clone(), collection.to_owned(), key.to_owned()));
+        self.context.results.borrow_mut().purges.insert((
+            self.namespace.clone(),
+            collection.to_owned(),
+            key.to_owned(),
+        ));
         Ok(())
     }
 
@@ -501,10 +632,16 @@ impl Ledger for MemoryTx {
     ) -> Result<QueryIter<'_, KeyValue>, LedgerError> {
         validate_collection(collection)?;
         let start = if start.is_empty() { "\u{1}" } else { start };
-        Ok(Box::new(self.range(collection, start, end).into_iter().map(Ok)))
+        Ok(Box::new(
+            self.range(collection, start, end).into_iter().map(Ok),
+        ))
     }
 
-    fn get_state_metadata(&self, collection: &str, key: &str) -> Result<BTreeMap<String, Vec<u8>>, LedgerError> {
+    fn get_state_metadata(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<BTreeMap<String, Vec<u8>>, LedgerError> {
         validate_key(key)?;
         let world = lock(&self.channel.world);
         Ok(world
@@ -515,13 +652,25 @@ impl Ledger for MemoryTx {
             .unwrap_or_default())
     }
 
-    fn put_state_metadata(&self, collection: &str, key: &str, name: &str, value: &[u8]) -> Result<(), LedgerError> {
+    fn put_state_metadata(
+        &self,
+        collection: &str,
+        key: &str,
+        name: &str,
+        value: &[u8],
+    ) -> Result<(), LedgerError> {
         validate_key(key)?;
         if name.is_empty() {
-            return Err(LedgerError::InvalidKey("metadata name must not be empty".into()));
+            return Err(LedgerError::InvalidKey(
+                "metadata name must not be empty".into(),
+            ));
         }
         let mut results = self.context.results.borrow_mut();
-        let target = (self.namespace.clone(), collection.to_owned(), key.to_owned());
+        let target = (
+            self.namespace.clone(),
+            collection.to_owned(),
+            key.to_owned(),
+        );
         if !results.metadata_writes.contains_key(&target) {
             // Fabric writes the whole metadata map, starting from the committed entries.
             drop(results);
@@ -529,13 +678,19 @@ impl Ledger for MemoryTx {
             results = self.context.results.borrow_mut();
             results.metadata_writes.insert(target.clone(), committed);
         }
-        results.metadata_writes.entry(target).or_default().insert(name.to_owned(), value.to_vec());
+        results
+            .metadata_writes
+            .entry(target)
+            .or_default()
+            .insert(name.to_owned(), value.to_vec());
         Ok(())
     }
 
     fn set_event(&self, name: &str, payload: &[u8]) -> Result<(), LedgerError> {
         if name.is_empty() {
-            return Err(LedgerError::InvalidKey("event name must not be empty".into()));
+            return Err(LedgerError::InvalidKey(
+                "event name must not be empty".into(),
+            ));
         }
         let mut results = self.context.results.borrow_mut();
         results.event = Some((name.to_owned(), payload.to_vec()));
@@ -550,23 +705,35 @@ impl Ledger for MemoryTx {
         channel: &str,
     ) -> Result<ChaincodeResponse, LedgerError> {
         if !channel.is_empty() && channel != self.channel.channel_id {
-            return Err(LedgerError::Unsupported("calling a chaincode on another channel in memory"));
+            return Err(LedgerError::Unsupported(
+                "calling a chaincode on another channel in memory",
+            ));
         }
         if chaincode == self.namespace {
-            return Err(LedgerError::Peer(format!("chaincode {chaincode} cannot invoke itself")));
+            return Err(LedgerError::Peer(format!(
+                "chaincode {chaincode} cannot invoke itself"
+            )));
         }
         Ok(self.run_chaincode(chaincode, args))
     }
 }
 
-
-fn validate(world: &World, tx_id: &str, results: &TxResults, endorsers: &[String]) -> ValidationCode {
+fn validate(
+    world: &World,
+    tx_id: &str,
+    results: &TxResults,
+    endorsers: &[String],
+) -> ValidationCode {
     if world.tx_ids.contains(tx_id) {
         return ValidationCode::DuplicateTxId;
     }
     for ((ns, collection, key), version) in &results.reads {
         let current = world.namespaces.get(ns).and_then(|n| {
-            if collection.is_empty() { n.public.get(key) } else { n.private.get(collection)?.get(key) }
+            if collection.is_empty() {
+                n.public.get(key)
+            } else {
+                n.private.get(collection)?.get(key)
+            }
         });
         if current.map_or(0, |v| v.version) != *version {
             return ValidationCode::MvccReadConflict;
@@ -574,9 +741,16 @@ fn validate(world: &World, tx_id: &str, results: &TxResults, endorsers: &[String
     }
     // Key-level endorsement: a written key (value or metadata) whose committed metadata holds a
     // validation parameter needs that policy met instead of the chaincode's.
-    let written = results.writes.keys().chain(results.metadata_writes.keys()).chain(results.purges.iter());
+    let written = results
+        .writes
+        .keys()
+        .chain(results.metadata_writes.keys())
+        .chain(results.purges.iter());
     for (ns, collection, key) in written {
-        let committed = world.namespaces.get(ns).and_then(|n| n.metadata.get(&(collection.clone(), key.clone())));
+        let committed = world
+            .namespaces
+            .get(ns)
+            .and_then(|n| n.metadata.get(&(collection.clone(), key.clone())));
         if let Some(parameter) = committed.and_then(|m| m.get(VALIDATION_PARAMETER)) {
             let satisfied = KeyEndorsementPolicy::from_bytes(parameter)
                 .map(|policy| policy.is_satisfied_by(endorsers.iter().map(String::as_str)))
@@ -594,24 +768,39 @@ fn apply(world: &mut World, tx_id: &str, block: u64, results: TxResults) {
     let version = block;
     for ((ns, collection, key), value) in results.writes {
         let namespace = world.namespaces.entry(ns).or_default();
-        let map =
-            if collection.is_empty() { &mut namespace.public } else { namespace.private.entry(collection.clone()).or_default() };
+        let map = if collection.is_empty() {
+            &mut namespace.public
+        } else {
+            namespace.private.entry(collection.clone()).or_default()
+        };
         match &value {
             Some(v) => {
-                map.insert(key.clone(), Versioned { value: v.clone(), version });
+                map.insert(
+                    key.clone(),
+                    Versioned {
+                        value: v.clone(),
+                        version,
+                    },
+                );
             }
             None => {
                 map.remove(&key);
-                namespace.metadata.remove(&(collection.clone(), key.clone()));
+                namespace
+                    .metadata
+                    .remove(&(collection.clone(), key.clone()));
             }
         }
         if collection.is_empty() {
-            namespace.history.entry(key).or_default().push(KeyModification {
-                tx_id: tx_id.to_owned(),
-                is_delete: value.is_none(),
-                value: value.unwrap_or_default(),
-                timestamp,
-            });
+            namespace
+                .history
+                .entry(key)
+                .or_default()
+                .push(KeyModification {
+                    tx_id: tx_id.to_owned(),
+                    is_delete: value.is_none(),
+                    value: value.unwrap_or_default(),
+                    timestamp,
+                });
         }
     }
     for (ns, collection, key) in results.purges {
@@ -622,7 +811,12 @@ fn apply(world: &mut World, tx_id: &str, block: u64, results: TxResults) {
         namespace.metadata.remove(&(collection, key));
     }
     for ((ns, collection, key), entries) in results.metadata_writes {
-        world.namespaces.entry(ns).or_default().metadata.insert((collection, key), entries);
+        world
+            .namespaces
+            .entry(ns)
+            .or_default()
+            .metadata
+            .insert((collection, key), entries);
     }
     if let Some((name, payload)) = results.event {
         world.events.push(CommittedEvent {
@@ -637,18 +831,26 @@ fn apply(world: &mut World, tx_id: &str, block: u64, results: TxResults) {
 
 /// The proposal a client would have sent, so contracts that inspect it see the same structure
 /// as on a peer. It is unsigned: nobody verifies signatures in memory.
-fn encode_proposal(channel_id: &str, tx_id: &str, timestamp: TxTimestamp, invocation: &Invocation) -> Vec<u8> {
+fn encode_proposal(
+    channel_id: &str,
+    tx_id: &str,
+    timestamp: TxTimestamp,
+    invocation: &Invocation,
+) -> Vec<u8> {
     use medfabric_protos::common::{ChannelHeader, Header, HeaderType, SignatureHeader};
     use medfabric_protos::msp::SerializedIdentity;
     use medfabric_protos::protos::{
-        ChaincodeId, ChaincodeInput, ChaincodeInvocationSpec, ChaincodeProposalPayload, ChaincodeSpec, Proposal,
-        SignedProposal,
+        ChaincodeId, ChaincodeInput, ChaincodeInvocationSpec, ChaincodeProposalPayload,
+        ChaincodeSpec, Proposal, SignedProposal,
     };
     use prost::Message as _;
 
     let channel_header = ChannelHeader {
         r#type: HeaderType::EndorserTransaction as i32,
-        timestamp: Some(prost_types::Timestamp { seconds: timestamp.seconds, nanos: timestamp.nanos }),
+        timestamp: Some(prost_types::Timestamp {
+            seconds: timestamp.seconds,
+            nanos: timestamp.nanos,
+        }),
         channel_id: channel_id.to_owned(),
         tx_id: tx_id.to_owned(),
         ..Default::default()
@@ -659,13 +861,22 @@ fn encode_proposal(channel_id: &str, tx_id: &str, timestamp: TxTimestamp, invoca
     };
     let header = Header {
         channel_header: channel_header.encode_to_vec(),
-        signature_header: SignatureHeader { creator: creator.encode_to_vec(), nonce: tx_id.as_bytes().to_vec() }
-            .encode_to_vec(),
+        signature_header: SignatureHeader {
+            creator: creator.encode_to_vec(),
+            nonce: tx_id.as_bytes().to_vec(),
+        }
+        .encode_to_vec(),
     };
     let spec = ChaincodeInvocationSpec {
         chaincode_spec: Some(ChaincodeSpec {
-            chaincode_id: Some(ChaincodeId { name: invocation.chaincode.clone(), ..Default::default() }),
-            input: Some(ChaincodeInput { args: invocation.args.clone(), ..Default::default() }),
+            chaincode_id: Some(ChaincodeId {
+                name: invocation.chaincode.clone(),
+                ..Default::default()
+            }),
+            input: Some(ChaincodeInput {
+                args: invocation.args.clone(),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
     };
@@ -673,8 +884,16 @@ fn encode_proposal(channel_id: &str, tx_id: &str, timestamp: TxTimestamp, invoca
         input: spec.encode_to_vec(),
         transient_map: invocation.transient.clone().into_iter().collect(),
     };
-    let proposal = Proposal { header: header.encode_to_vec(), payload: payload.encode_to_vec(), extension: Vec::new() };
-    SignedProposal { proposal_bytes: proposal.encode_to_vec(), signature: Vec::new() }.encode_to_vec()
+    let proposal = Proposal {
+        header: header.encode_to_vec(),
+        payload: payload.encode_to_vec(),
+        extension: Vec::new(),
+    };
+    SignedProposal {
+        proposal_bytes: proposal.encode_to_vec(),
+        signature: Vec::new(),
+    }
+    .encode_to_vec()
 }
 
 fn hex_lower(bytes: &[u8]) -> String {
@@ -684,5 +903,7 @@ fn hex_lower(bytes: &[u8]) -> String {
 /// Locks a mutex, recovering the data if a panicking transaction poisoned it: every critical
 /// section here leaves the world consistent before anything can panic.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -37,7 +37,11 @@ fn rogue_reencrypt(capsule: &Capsule, kfrag_bytes: &[u8]) -> CapsuleFrag {
     CapsuleFrag::from_bytes(&cfrag.to_bytes().unwrap()).unwrap()
 }
 
-fn verified_cfrags(p: &Parties, capsule: &Capsule, kfrags: &[VerifiedKeyFrag]) -> Vec<VerifiedCapsuleFrag> {
+fn verified_cfrags(
+    p: &Parties,
+    capsule: &Capsule,
+    kfrags: &[VerifiedKeyFrag],
+) -> Vec<VerifiedCapsuleFrag> {
     p.reencrypt_all(capsule, kfrags)
         .into_iter()
         .map(|c| p.verify_cfrag(capsule, c))
@@ -59,8 +63,15 @@ fn kfrag_signed_by_someone_else_is_refused_by_the_proxy() {
     // the delegator's.
     let mallory_sk = SecretKey::random(&mut OsRng);
     let mallory_signer = Signer::new(SecretKey::random(&mut OsRng));
-    let forged = pre::generate_kfrags(&mut OsRng, &mallory_sk, &p.receiving_pk, &mallory_signer, 1, 2)
-        .unwrap();
+    let forged = pre::generate_kfrags(
+        &mut OsRng,
+        &mallory_sk,
+        &p.receiving_pk,
+        &mallory_signer,
+        1,
+        2,
+    )
+    .unwrap();
     for kfrag in forged {
         let kfrag = KeyFrag::from_bytes(&kfrag.to_bytes()).unwrap();
         assert!(matches!(
@@ -78,7 +89,9 @@ fn tampered_kfrags_are_refused_by_the_proxy() {
     // A different share, with or without a matching recomputed commitment.
     let fake_key = Scalar::random(&mut OsRng);
     let u_bytes = &kfrag[fields[0].clone()];
-    let u = k256::PublicKey::from_sec1_bytes(u_bytes).unwrap().to_projective();
+    let u = k256::PublicKey::from_sec1_bytes(u_bytes)
+        .unwrap()
+        .to_projective();
     for fix_commitment in [false, true] {
         let mut bytes = kfrag.to_vec();
         bytes[fields[KFRAG_KEY].clone()].copy_from_slice(&scalar_bytes(&fake_key));
@@ -139,10 +152,16 @@ fn cfrag_from_a_proxy_with_a_wrong_or_forged_kfrag_fails_verification() {
     // 3. A valid fragment of another delegation (Mallory's key and signer).
     let mallory_sk = SecretKey::random(&mut OsRng);
     let mallory_signer = Signer::new(SecretKey::random(&mut OsRng));
-    let mallory_kfrag =
-        pre::generate_kfrags(&mut OsRng, &mallory_sk, &p.receiving_pk, &mallory_signer, 1, 1)
-            .unwrap()
-            .remove(0);
+    let mallory_kfrag = pre::generate_kfrags(
+        &mut OsRng,
+        &mallory_sk,
+        &p.receiving_pk,
+        &mallory_signer,
+        1,
+        1,
+    )
+    .unwrap()
+    .remove(0);
     let cfrag = pre::reencrypt(&mut OsRng, &capsule, &mallory_kfrag);
     assert!(matches!(
         cfrag.verify(&capsule, &p.delegating_pk, &p.receiving_pk, &p.verifying_pk),
@@ -154,7 +173,9 @@ fn cfrag_from_a_proxy_with_a_wrong_or_forged_kfrag_fails_verification() {
     let good = pre::reencrypt(&mut OsRng, &capsule, &honest).to_bytes();
     let f = bin_fields(&good);
     let mut bad = good.clone();
-    bad[f[0].clone()].copy_from_slice(&point_bytes(&(ProjectivePoint::GENERATOR * Scalar::random(&mut OsRng))));
+    bad[f[0].clone()].copy_from_slice(&point_bytes(
+        &(ProjectivePoint::GENERATOR * Scalar::random(&mut OsRng)),
+    ));
     let cfrag = CapsuleFrag::from_bytes(&bad).unwrap();
     assert!(
         cfrag
@@ -180,7 +201,9 @@ fn tampered_capsules_are_rejected() {
     // s the self-check fails.
     let fields = bin_fields(&bytes);
     let mut t = bytes.clone();
-    t[fields[1].clone()].copy_from_slice(&point_bytes(&(ProjectivePoint::GENERATOR * Scalar::random(&mut OsRng))));
+    t[fields[1].clone()].copy_from_slice(&point_bytes(
+        &(ProjectivePoint::GENERATOR * Scalar::random(&mut OsRng)),
+    ));
     assert!(matches!(Capsule::from_bytes(&t), Err(Error::Malformed(_))));
 
     // A well-formed capsule swapped in after re-encryption: fragments for the real capsule
@@ -195,9 +218,18 @@ fn tampered_capsules_are_rejected() {
                 .is_err()
         );
     }
-    let verified: Vec<_> = cfrags.into_iter().map(|c| p.verify_cfrag(&capsule, c)).collect();
-    assert!(matches!(p.decrypt(&other, &verified), Err(Error::Decryption)));
-    assert_eq!(p.decrypt(&capsule, &verified).unwrap().as_bytes(), seed.as_bytes());
+    let verified: Vec<_> = cfrags
+        .into_iter()
+        .map(|c| p.verify_cfrag(&capsule, c))
+        .collect();
+    assert!(matches!(
+        p.decrypt(&other, &verified),
+        Err(Error::Decryption)
+    ));
+    assert_eq!(
+        p.decrypt(&capsule, &verified).unwrap().as_bytes(),
+        seed.as_bytes()
+    );
     assert_ne!(seed.as_bytes(), other_seed.as_bytes());
 }
 
@@ -228,7 +260,8 @@ fn tampered_cfrag_proofs_are_rejected() {
         assert!(verify(&t).is_err(), "field {n}");
     }
     // z + 1.
-    let z = Scalar::from_repr(k256::FieldBytes::clone_from_slice(&good[fields[8].clone()])).unwrap();
+    let z =
+        Scalar::from_repr(k256::FieldBytes::clone_from_slice(&good[fields[8].clone()])).unwrap();
     let mut t = good.clone();
     t[fields[8].clone()].copy_from_slice(&scalar_bytes(&(z + Scalar::ONE)));
     assert!(matches!(verify(&t), Err(Error::Verification)));
@@ -248,7 +281,10 @@ fn fewer_than_threshold_fragments_give_no_key() {
         let cfrags = verified_cfrags(&p, &capsule, &p.kfrags(m, n));
         for set in subsets(n, m - 1) {
             let chosen: Vec<_> = set.iter().map(|&i| cfrags[i].clone()).collect();
-            assert!(matches!(p.decrypt(&capsule, &chosen), Err(Error::Decryption)), "{m}-of-{n} {set:?}");
+            assert!(
+                matches!(p.decrypt(&capsule, &chosen), Err(Error::Decryption)),
+                "{m}-of-{n} {set:?}"
+            );
         }
         assert!(matches!(p.decrypt(&capsule, &[]), Err(Error::Decryption)));
     }
@@ -260,7 +296,10 @@ fn repeating_a_fragment_does_not_count_twice() {
     let (capsule, _) = p.encapsulate();
     let cfrags = verified_cfrags(&p, &capsule, &p.kfrags(2, 3));
     let twice = [cfrags[0].clone(), cfrags[0].clone()];
-    assert!(matches!(p.decrypt(&capsule, &twice), Err(Error::Decryption)));
+    assert!(matches!(
+        p.decrypt(&capsule, &twice),
+        Err(Error::Decryption)
+    ));
     // One proxy re-encrypting twice (fresh proof randomness, same share) is still one share.
     let kfrags = p.kfrags(2, 3);
     let same = verified_cfrags(&p, &capsule, &[kfrags[0].clone(), kfrags[0].clone()]);
@@ -274,14 +313,23 @@ fn fragments_from_two_kfrag_sets_do_not_mix() {
     let (capsule, seed) = p.encapsulate();
     let a = verified_cfrags(&p, &capsule, &p.kfrags(2, 3));
     let b = verified_cfrags(&p, &capsule, &p.kfrags(2, 3));
-    assert!(matches!(p.decrypt(&capsule, &[a[0].clone(), b[1].clone()]), Err(Error::Decryption)));
+    assert!(matches!(
+        p.decrypt(&capsule, &[a[0].clone(), b[1].clone()]),
+        Err(Error::Decryption)
+    ));
     let a5 = verified_cfrags(&p, &capsule, &p.kfrags(3, 5));
     let b5 = verified_cfrags(&p, &capsule, &p.kfrags(3, 5));
     let mixed = [a5[0].clone(), a5[1].clone(), b5[2].clone()];
-    assert!(matches!(p.decrypt(&capsule, &mixed), Err(Error::Decryption)));
+    assert!(matches!(
+        p.decrypt(&capsule, &mixed),
+        Err(Error::Decryption)
+    ));
     // Each set alone still works.
     assert_eq!(p.decrypt(&capsule, &a).unwrap().as_bytes(), seed.as_bytes());
-    assert_eq!(p.decrypt(&capsule, &b5[2..]).unwrap().as_bytes(), seed.as_bytes());
+    assert_eq!(
+        p.decrypt(&capsule, &b5[2..]).unwrap().as_bytes(),
+        seed.as_bytes()
+    );
 }
 
 #[test]
@@ -309,7 +357,10 @@ fn kfrag_for_receiver_a_is_useless_to_receiver_b() {
         );
     }
     // ... and, verified as A's (they are), they do not open for B.
-    let verified: Vec<_> = cfrags.into_iter().map(|c| p.verify_cfrag(&capsule, c)).collect();
+    let verified: Vec<_> = cfrags
+        .into_iter()
+        .map(|c| p.verify_cfrag(&capsule, c))
+        .collect();
     assert!(matches!(
         pre::decrypt_reencrypted(&b_sk, &p.delegating_pk, &capsule, &verified),
         Err(Error::Decryption)
@@ -336,7 +387,9 @@ fn collude(receiver_sk: &SecretKey, proxy_kfrags: &[Vec<u8>]) -> SecretKey {
     let b_pk = point_bytes(&(ProjectivePoint::GENERATOR * b));
     let fields = bin_fields(&proxy_kfrags[0]);
     let precursor_bytes = proxy_kfrags[0][fields[KFRAG_PRECURSOR].clone()].to_vec();
-    let precursor = k256::PublicKey::from_sec1_bytes(&precursor_bytes).unwrap().to_projective();
+    let precursor = k256::PublicKey::from_sec1_bytes(&precursor_bytes)
+        .unwrap()
+        .to_projective();
     let dh = point_bytes(&(precursor * b));
     let d = hash_to_scalar(b"SHARED_SECRET", &[&precursor_bytes, &b_pk, &dh]);
     let shares: Vec<(Scalar, Scalar)> = proxy_kfrags
@@ -344,8 +397,10 @@ fn collude(receiver_sk: &SecretKey, proxy_kfrags: &[Vec<u8>]) -> SecretKey {
         .map(|k| {
             let id = &k[fields[KFRAG_ID].clone()];
             let x = hash_to_scalar(b"POLYNOMIAL_ARG", &[&precursor_bytes, &b_pk, &dh, id]);
-            let y = Scalar::from_repr(k256::FieldBytes::clone_from_slice(&k[fields[KFRAG_KEY].clone()]))
-                .unwrap();
+            let y = Scalar::from_repr(k256::FieldBytes::clone_from_slice(
+                &k[fields[KFRAG_KEY].clone()],
+            ))
+            .unwrap();
             (x, y)
         })
         .collect();
@@ -383,21 +438,28 @@ fn grantee_and_colluding_proxies_expose_at_most_one_record() {
     let wrapped2 = pre::wrap_data_key(&mut OsRng, &r2_pk, &key2, b"record-2/0").unwrap();
 
     // Record 1 is shared with the grantee, record 2 with Carol, both 2-of-3 on the same proxies.
-    let to_grantee: Vec<Vec<u8>> = pre::generate_kfrags(&mut OsRng, &r1_sk, &grantee_pk, &signer, 2, 3)
-        .unwrap()
-        .iter()
-        .map(|k| k.to_bytes().to_vec())
-        .collect();
+    let to_grantee: Vec<Vec<u8>> =
+        pre::generate_kfrags(&mut OsRng, &r1_sk, &grantee_pk, &signer, 2, 3)
+            .unwrap()
+            .iter()
+            .map(|k| k.to_bytes().to_vec())
+            .collect();
     let to_carol = pre::generate_kfrags(&mut OsRng, &r2_sk, &carol_pk, &signer, 2, 3).unwrap();
 
     // The grantee plus m = 2 proxies of record 1 recover record 1's delegating key (the
     // caveat of the scheme is real) ...
     let stolen = collude(&grantee_sk, &to_grantee[..2]);
     assert_eq!(stolen.public_key(), r1_pk);
-    assert_eq!(*wrapped1.open_original(&stolen, b"record-1/0").unwrap(), key1);
+    assert_eq!(
+        *wrapped1.open_original(&stolen, b"record-1/0").unwrap(),
+        key1
+    );
     // ... which opens nothing of record 2: a different per-record key.
     assert_ne!(stolen.public_key(), r2_pk);
-    assert!(matches!(wrapped2.open_original(&stolen, b"record-2/0"), Err(Error::Decryption)));
+    assert!(matches!(
+        wrapped2.open_original(&stolen, b"record-2/0"),
+        Err(Error::Decryption)
+    ));
 
     // The grantee with m - 1 = 1 proxy re-encrypting record 2 (with its fragment for Carol):
     let cfrag = pre::reencrypt(&mut OsRng, wrapped2.capsule(), &to_carol[0]);
@@ -414,7 +476,12 @@ fn grantee_and_colluding_proxies_expose_at_most_one_record() {
         .unwrap();
     assert!(
         wrapped2
-            .open_reencrypted(&grantee_sk, &r2_pk, std::slice::from_ref(&for_carol), b"record-2/0")
+            .open_reencrypted(
+                &grantee_sk,
+                &r2_pk,
+                std::slice::from_ref(&for_carol),
+                b"record-2/0"
+            )
             .is_err()
     );
     // Record 1's proxies re-encrypting record 2's capsule: they verify only as record 1's
@@ -460,12 +527,21 @@ fn with_one_owner_key_the_same_coalition_would_open_everything() {
     let signer = Signer::new(SecretKey::random(&mut OsRng));
     let grantee_sk = SecretKey::random(&mut OsRng);
     let other_record = pre::wrap_data_key(&mut OsRng, &owner_pk, &[9u8; 32], b"other").unwrap();
-    let kfrags: Vec<Vec<u8>> =
-        pre::generate_kfrags(&mut OsRng, &owner_sk, &grantee_sk.public_key(), &signer, 2, 3)
-            .unwrap()
-            .iter()
-            .map(|k| k.to_bytes().to_vec())
-            .collect();
+    let kfrags: Vec<Vec<u8>> = pre::generate_kfrags(
+        &mut OsRng,
+        &owner_sk,
+        &grantee_sk.public_key(),
+        &signer,
+        2,
+        3,
+    )
+    .unwrap()
+    .iter()
+    .map(|k| k.to_bytes().to_vec())
+    .collect();
     let stolen = collude(&grantee_sk, &kfrags[1..]);
-    assert_eq!(*other_record.open_original(&stolen, b"other").unwrap(), [9u8; 32]);
+    assert_eq!(
+        *other_record.open_original(&stolen, b"other").unwrap(),
+        [9u8; 32]
+    );
 }

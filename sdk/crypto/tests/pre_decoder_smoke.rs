@@ -36,10 +36,14 @@ fn public_key(b: &[u8]) -> Option<Vec<u8>> {
         .map(|k| k.to_compressed_bytes().to_vec())
 }
 fn secret_key(b: &[u8]) -> Option<Vec<u8>> {
-    SecretKey::from_be_bytes(b).ok().map(|k| k.to_be_bytes().to_vec())
+    SecretKey::from_be_bytes(b)
+        .ok()
+        .map(|k| k.to_be_bytes().to_vec())
 }
 fn master_key(b: &[u8]) -> Option<Vec<u8>> {
-    OwnerMasterKey::from_bytes(b).ok().map(|k| k.to_bytes().to_vec())
+    OwnerMasterKey::from_bytes(b)
+        .ok()
+        .map(|k| k.to_bytes().to_vec())
 }
 
 fn mutate(rng: &mut StdRng, valid: &[Vec<u8>]) -> Vec<u8> {
@@ -77,8 +81,9 @@ fn mutate(rng: &mut StdRng, valid: &[Vec<u8>]) -> Vec<u8> {
             5 => {
                 // Corrupt a length byte or a structural byte.
                 let i = rng.gen_range(0..b.len().min(8));
-                b[i] = [0x00, 0x01, 0x20, 0x21, 0x40, 0x90, 0x95, 0xc2, 0xc3, 0xc4, 0xc5, 0xff]
-                    [rng.gen_range(0..12)];
+                b[i] = [
+                    0x00, 0x01, 0x20, 0x21, 0x40, 0x90, 0x95, 0xc2, 0xc3, 0xc4, 0xc5, 0xff,
+                ][rng.gen_range(0..12)];
             }
             6 => {
                 let i = rng.gen_range(0..b.len());
@@ -152,7 +157,8 @@ fn samples() -> Samples {
         let (capsule, _) = p.encapsulate();
         s.capsules.push(capsule.to_bytes());
         for k in &kfrags[..2] {
-            s.cfrags.push(pre::reencrypt(&mut rng, &capsule, k).to_bytes());
+            s.cfrags
+                .push(pre::reencrypt(&mut rng, &capsule, k).to_bytes());
         }
         let w = pre::wrap_data_key(&mut rng, &p.delegating_pk, &[1u8; 32], b"ctx").unwrap();
         s.wrapped.push(w.to_bytes());
@@ -165,13 +171,15 @@ fn samples() -> Samples {
     let (u_capsule, _) = umbral_pre::encrypt(&u_sk.public_key(), b"k").unwrap();
     s.capsules.push(u_capsule.to_bytes().unwrap().to_vec());
     for k in umbral_pre::generate_kfrags(&u_sk, &u_bob, &u_signer, 2, 2, true, false).iter() {
-        s.kfrags.push(k.clone().unverify().to_bytes().unwrap().to_vec());
+        s.kfrags
+            .push(k.clone().unverify().to_bytes().unwrap().to_vec());
         let c = umbral_pre::reencrypt(&u_capsule, k.clone()).unverify();
         s.cfrags.push(c.to_bytes().unwrap().to_vec());
     }
     for _ in 0..4 {
         let sk = SecretKey::random(&mut rng);
-        s.public_keys.push(sk.public_key().to_compressed_bytes().to_vec());
+        s.public_keys
+            .push(sk.public_key().to_compressed_bytes().to_vec());
         s.secret_keys.push(sk.to_be_bytes().to_vec());
     }
     s

@@ -59,7 +59,10 @@ impl Both {
             (&both.bob_pk, &both.u_bob_pk),
             (&both.verifying_pk, &both.u_verifying_pk),
         ] {
-            assert_eq!(&ours.to_compressed_bytes()[..], &theirs.to_compressed_bytes()[..]);
+            assert_eq!(
+                &ours.to_compressed_bytes()[..],
+                &theirs.to_compressed_bytes()[..]
+            );
             assert_eq!(
                 pre::PublicKey::from_compressed_bytes(&theirs.to_compressed_bytes()).unwrap(),
                 *ours
@@ -91,7 +94,9 @@ fn from_umbral_capsule(c: &umbral_pre::Capsule) -> Capsule {
 /// HKDF-SHA256 of it with no salt and no info.
 fn umbral_seed_to_ours(raw: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
-    Hkdf::<Sha256>::new(None, raw).expand(&[], &mut out).unwrap();
+    Hkdf::<Sha256>::new(None, raw)
+        .expand(&[], &mut out)
+        .unwrap();
     out
 }
 
@@ -179,7 +184,9 @@ fn end_to_end(maker: Side, proxy0: Side, proxy1: Side, receiver: Side) {
                 let capsule = Capsule::from_bytes(&capsule_bytes).unwrap();
                 let kfrag = KeyFrag::from_bytes(bytes).unwrap();
                 assert_eq!(&kfrag.to_bytes()[..], bytes);
-                let kfrag = kfrag.verify(&b.alice_pk, &b.bob_pk, &b.verifying_pk).unwrap();
+                let kfrag = kfrag
+                    .verify(&b.alice_pk, &b.bob_pk, &b.verifying_pk)
+                    .unwrap();
                 pre::reencrypt(&mut OsRng, &capsule, &kfrag).to_bytes()
             }
             Side::Umbral => {
@@ -197,7 +204,10 @@ fn end_to_end(maker: Side, proxy0: Side, proxy1: Side, receiver: Side) {
             }
         }
     };
-    let cfrag_bytes = [proxy(proxy0, &kfrag_bytes[0]), proxy(proxy1, &kfrag_bytes[2])];
+    let cfrag_bytes = [
+        proxy(proxy0, &kfrag_bytes[0]),
+        proxy(proxy1, &kfrag_bytes[2]),
+    ];
 
     let opened: Vec<u8> = match receiver {
         Side::Ours => {
@@ -299,7 +309,11 @@ fn umbral_kfrags_that_leave_out_a_key_are_refused() {
         let kfrag = KeyFrag::from_bytes(&bytes).unwrap();
         assert_eq!(&kfrag.to_bytes()[..], &bytes[..]);
         // ... but medfabric requires both keys under the signature.
-        assert!(kfrag.verify(&b.alice_pk, &b.bob_pk, &b.verifying_pk).is_err());
+        assert!(
+            kfrag
+                .verify(&b.alice_pk, &b.bob_pk, &b.verifying_pk)
+                .is_err()
+        );
     }
 }
 

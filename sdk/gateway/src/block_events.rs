@@ -7,7 +7,9 @@ use medfabric_protos::common::{
     self, ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader,
 };
 use medfabric_protos::orderer::seek_info::{SeekBehavior, SeekContentType, SeekErrorResponse};
-use medfabric_protos::orderer::{SeekInfo, SeekNextCommit, SeekPosition, SeekSpecified, seek_position};
+use medfabric_protos::orderer::{
+    SeekInfo, SeekNextCommit, SeekPosition, SeekSpecified, seek_position,
+};
 use medfabric_protos::protos::{FilteredBlock, deliver_response};
 use prost::Message;
 use tokio::sync::mpsc;
@@ -81,9 +83,13 @@ impl BlockEventsBuilder {
             None => seek_position::Type::NextCommit(SeekNextCommit {}),
         };
         let seek_info = SeekInfo {
-            start: Some(SeekPosition { r#type: Some(start) }),
+            start: Some(SeekPosition {
+                r#type: Some(start),
+            }),
             stop: Some(SeekPosition {
-                r#type: Some(seek_position::Type::Specified(SeekSpecified { number: u64::MAX })),
+                r#type: Some(seek_position::Type::Specified(SeekSpecified {
+                    number: u64::MAX,
+                })),
             }),
             behavior: SeekBehavior::BlockUntilReady as i32,
             error_response: SeekErrorResponse::Strict as i32,
@@ -180,7 +186,9 @@ impl BlockEventsRequest {
     fn signed_envelope(&self) -> Result<Envelope, Error> {
         let mut envelope = self.envelope.clone();
         if envelope.signature.is_empty() {
-            envelope.signature = self.gateway.sign(&self.digest(), "block events request", "")?;
+            envelope.signature = self
+                .gateway
+                .sign(&self.digest(), "block events request", "")?;
         }
         Ok(envelope)
     }
@@ -205,7 +213,11 @@ impl BlockEventsRequest {
                     .await;
                 }
                 Err(status) => {
-                    let _ = sender.send(Err(Error::Events { status: status.into() })).await;
+                    let _ = sender
+                        .send(Err(Error::Events {
+                            status: status.into(),
+                        }))
+                        .await;
                 }
             }
         }))
@@ -230,7 +242,11 @@ impl BlockEventsRequest {
                     .await;
                 }
                 Err(status) => {
-                    let _ = sender.send(Err(Error::Events { status: status.into() })).await;
+                    let _ = sender
+                        .send(Err(Error::Events {
+                            status: status.into(),
+                        }))
+                        .await;
                 }
             }
         }))

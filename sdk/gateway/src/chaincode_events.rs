@@ -96,7 +96,9 @@ impl ChaincodeEventsBuilder {
             channel_id: self.channel,
             chaincode_id: self.chaincode,
             identity: self.gateway.creator.clone(),
-            start_position: Some(SeekPosition { r#type: Some(start) }),
+            start_position: Some(SeekPosition {
+                r#type: Some(start),
+            }),
             after_transaction_id: self.after_transaction_id.unwrap_or_default(),
         };
         ChaincodeEventsRequest {
@@ -140,7 +142,8 @@ impl ChaincodeEventsRequest {
     ) -> Result<Self, Error> {
         let malformed = || Error::Malformed("chaincode events request");
         let mut signed = SignedChaincodeEventsRequest::decode(bytes).map_err(|_| malformed())?;
-        ChaincodeEventsRequestMessage::decode(signed.request.as_slice()).map_err(|_| malformed())?;
+        ChaincodeEventsRequestMessage::decode(signed.request.as_slice())
+            .map_err(|_| malformed())?;
         signed.signature = signature;
         Ok(Self { gateway, signed })
     }
@@ -172,10 +175,17 @@ impl ChaincodeEventsRequest {
         let deadline = self.gateway.options.events;
         let mut client = self.gateway.client();
         Ok(EventStream::spawn(deadline, move |sender| async move {
-            let mut stream = match client.chaincode_events(rpc::request(signed, deadline)).await {
+            let mut stream = match client
+                .chaincode_events(rpc::request(signed, deadline))
+                .await
+            {
                 Ok(response) => response.into_inner(),
                 Err(status) => {
-                    let _ = sender.send(Err(Error::Events { status: status.into() })).await;
+                    let _ = sender
+                        .send(Err(Error::Events {
+                            status: status.into(),
+                        }))
+                        .await;
                     return;
                 }
             };
@@ -197,7 +207,11 @@ impl ChaincodeEventsRequest {
                     }
                     Ok(None) => return,
                     Err(status) => {
-                        let _ = sender.send(Err(Error::Events { status: status.into() })).await;
+                        let _ = sender
+                            .send(Err(Error::Events {
+                                status: status.into(),
+                            }))
+                            .await;
                         return;
                     }
                 }

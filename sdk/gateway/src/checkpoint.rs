@@ -55,9 +55,17 @@ pub trait Checkpointer: Checkpoint {
 /// The persisted state; field names match fabric-gateway's file checkpointer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
-    #[serde(rename = "blockNumber", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "blockNumber",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     block_number: Option<u64>,
-    #[serde(rename = "transactionId", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "transactionId",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     transaction_id: String,
 }
 
@@ -218,7 +226,10 @@ mod tests {
         let mut c = InMemoryCheckpointer::new();
         assert_eq!((c.block_number(), c.transaction_id()), (None, None));
         c.checkpoint_transaction(5, "tx1").expect("checkpoint");
-        assert_eq!((c.block_number(), c.transaction_id()), (Some(5), Some("tx1".into())));
+        assert_eq!(
+            (c.block_number(), c.transaction_id()),
+            (Some(5), Some("tx1".into()))
+        );
         c.checkpoint_block(5).expect("checkpoint");
         assert_eq!((c.block_number(), c.transaction_id()), (Some(6), None));
     }
@@ -258,6 +269,9 @@ mod tests {
         let path = dir.path().join("cp.json");
         fs::write(&path, br#"{"blockNumber":12,"transactionId":"t"}"#).expect("write");
         let c = FileCheckpointer::open(&path).expect("open");
-        assert_eq!((c.block_number(), c.transaction_id()), (Some(12), Some("t".into())));
+        assert_eq!(
+            (c.block_number(), c.transaction_id()),
+            (Some(12), Some("t".into()))
+        );
     }
 }

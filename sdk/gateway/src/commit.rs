@@ -95,12 +95,15 @@ impl Commit {
         }
         let deadline = self.gateway.options.commit_status;
         let mut client = self.gateway.client();
-        let response = rpc::unary(deadline, client.commit_status(rpc::request(signed, deadline)))
-            .await
-            .map_err(|status| Error::CommitStatus {
-                transaction_id: self.transaction_id.clone(),
-                status,
-            })?;
+        let response = rpc::unary(
+            deadline,
+            client.commit_status(rpc::request(signed, deadline)),
+        )
+        .await
+        .map_err(|status| Error::CommitStatus {
+            transaction_id: self.transaction_id.clone(),
+            status,
+        })?;
         Ok(Status {
             transaction_id: self.transaction_id.clone(),
             code: TxValidationCode::try_from(response.result)
@@ -127,5 +130,22 @@ impl Status {
     #[must_use]
     pub fn successful(&self) -> bool {
         self.code == TxValidationCode::Valid
+    }
+
+    /// The status if the transaction was committed valid, otherwise [`Error::Commit`] with
+    /// its validation code.
+    ///
+    /// # Errors
+    /// [`Error::Commit`] when [`Status::successful`] is false.
+    pub fn ensure_successful(self) -> Result<Self, Error> {
+        if self.successful() {
+            Ok(self)
+        } else {
+            Err(Error::Commit {
+                transaction_id: self.transaction_id,
+                code: self.code,
+                block_number: self.block_number,
+            })
+        }
     }
 }

@@ -46,7 +46,10 @@ impl std::fmt::Debug for ChannelBuilder {
                 "mutual_tls",
                 &self.tls.as_ref().is_some_and(|t| t.client.is_some()),
             )
-            .field("server_name", &self.tls.as_ref().and_then(|t| t.server_name.as_deref()))
+            .field(
+                "server_name",
+                &self.tls.as_ref().and_then(|t| t.server_name.as_deref()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -175,7 +178,8 @@ impl ChannelBuilder {
             let mut config =
                 ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.ca_pem));
             if let Some((cert, key)) = &tls.client {
-                config = config.identity(tonic::transport::Identity::from_pem(cert, key.as_slice()));
+                config =
+                    config.identity(tonic::transport::Identity::from_pem(cert, key.as_slice()));
             }
             if let Some(name) = &tls.server_name {
                 config = config.domain_name(name.clone());

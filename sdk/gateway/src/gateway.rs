@@ -4,14 +4,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use medfabric_protos::gateway::gateway_client::GatewayClient;
-use medfabric_protos::gateway::{PreparedTransaction, ProposedTransaction, SignedCommitStatusRequest};
+use medfabric_protos::gateway::{
+    PreparedTransaction, ProposedTransaction, SignedCommitStatusRequest,
+};
 use prost::Message;
 use tonic::transport::Channel;
 
-use crate::commit::Commit;
-use crate::error::Error;
 use crate::block_events::BlockEventsRequest;
 use crate::chaincode_events::ChaincodeEventsRequest;
+use crate::commit::Commit;
+use crate::error::Error;
 use crate::identity::Identity;
 use crate::network::Network;
 use crate::proposal::Proposal;
@@ -139,6 +141,11 @@ impl Gateway {
             options: CallOptions::default(),
             now: None,
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inner_for_tests(&self) -> Arc<GatewayInner> {
+        Arc::clone(&self.inner)
     }
 
     /// The client identity.

@@ -75,7 +75,9 @@ impl Identity {
                 .parameters
                 .as_ref()
                 .and_then(|p| p.as_oid().ok())
-                .ok_or_else(|| IdentityError::UnsupportedKey("EC key without a named curve".into()))?;
+                .ok_or_else(|| {
+                    IdentityError::UnsupportedKey("EC key without a named curve".into())
+                })?;
             if curve != OID_EC_P256 && curve != OID_NIST_EC_P384 {
                 return Err(IdentityError::UnsupportedKey(format!("EC curve {curve}")).into());
             }
@@ -250,8 +252,8 @@ impl Identity {
     /// # Errors
     /// [`Error::Malformed`] if the bytes are not one, otherwise as [`Identity::from_pem`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let serialized =
-            SerializedIdentity::decode(bytes).map_err(|_| Error::Malformed("serialized identity"))?;
+        let serialized = SerializedIdentity::decode(bytes)
+            .map_err(|_| Error::Malformed("serialized identity"))?;
         Self::from_pem(serialized.mspid, serialized.id_bytes)
     }
 }
@@ -320,7 +322,7 @@ fn certificate_der_from_pem(pem: &[u8]) -> Result<Vec<u8>, IdentityError> {
 
 fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, IdentityError> {
     match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         Ok(_) => Err(IdentityError::MalformedCertificate(
             "trailing bytes after certificate".into(),
         )),
@@ -499,7 +501,9 @@ pub(crate) mod tests {
         ));
         assert!(matches!(
             identity.check_validity(year(2019)),
-            Err(Error::Identity(IdentityError::CertificateNotYetValid { .. }))
+            Err(Error::Identity(
+                IdentityError::CertificateNotYetValid { .. }
+            ))
         ));
     }
 
@@ -547,7 +551,10 @@ pub(crate) mod tests {
             Err(Error::Identity(IdentityError::MalformedCertificate(_)))
         ));
         assert!(matches!(
-            Identity::from_pem("Org1MSP", pem_encode("CERTIFICATE", b"\x30\x03\x02\x01\x01")),
+            Identity::from_pem(
+                "Org1MSP",
+                pem_encode("CERTIFICATE", b"\x30\x03\x02\x01\x01")
+            ),
             Err(Error::Identity(IdentityError::MalformedCertificate(_)))
         ));
         assert!(matches!(

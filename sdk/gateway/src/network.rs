@@ -16,7 +16,9 @@ pub struct Network {
 
 impl std::fmt::Debug for Network {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Network").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Network")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -48,7 +50,11 @@ impl Network {
     /// [`ChaincodeEventsBuilder::checkpoint`] to replay.
     #[must_use]
     pub fn chaincode_events(&self, chaincode: impl Into<String>) -> ChaincodeEventsBuilder {
-        ChaincodeEventsBuilder::new(Arc::clone(&self.gateway), self.name.clone(), chaincode.into())
+        ChaincodeEventsBuilder::new(
+            Arc::clone(&self.gateway),
+            self.name.clone(),
+            chaincode.into(),
+        )
     }
 
     /// Blocks committed to this channel, from the peer's Deliver service.

@@ -349,14 +349,7 @@ impl Proposal {
     pub async fn submit(&self) -> Result<Vec<u8>, Error> {
         let transaction = self.endorse().await?;
         let commit = transaction.submit().await?;
-        let status = commit.status().await?;
-        if !status.successful() {
-            return Err(Error::Commit {
-                transaction_id: status.transaction_id,
-                code: status.code,
-                block_number: status.block_number,
-            });
-        }
+        commit.status().await?.ensure_successful()?;
         Ok(transaction.into_result())
     }
 }

@@ -1,7 +1,7 @@
 //! Small shared pieces: hashing, nonces, timestamps and deadline-bound gRPC calls.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
 
@@ -52,19 +52,29 @@ pub(crate) async fn unary<T>(
     deadline: Option<Duration>,
     call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, GrpcStatus> {
-    let result = match deadline {
-        Some(deadline) => match tokio::time::timeout(deadline, call).await {
-            Ok(result) => result,
-            Err(_) => {
-                return Err(GrpcStatus::local(
-                    tonic::Code::DeadlineExceeded,
-                    format!("no answer within {deadline:?}"),
-                ));
-            }
-        },
-        None => call.await,
+    let Some(deadline) = deadline else {
+        return call
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(GrpcStatus::from);
     };
-    result.map(tonic::Response::into_inner).map_err(GrpcStatus::from)
+    let started = Instant::now();
+    match tokio::time::timeout(deadline, call).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) => {
+            let mut status = GrpcStatus::from(status);
+            // Some servers (tonic's among them) answer an expired `grpc-timeout` with
+            // CANCELLED; report it as the deadline it is, as grpc-go does.
+            if status.code == tonic::Code::Cancelled && started.elapsed() >= deadline {
+                status.code = tonic::Code::DeadlineExceeded;
+            }
+            Err(status)
+        }
+        Err(_) => Err(GrpcStatus::local(
+            tonic::Code::DeadlineExceeded,
+            format!("no answer within {deadline:?}"),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -140,5 +140,10 @@ fn chaincode_result(transaction_bytes: &[u8]) -> Option<Vec<u8>> {
     let response_payload =
         ProposalResponsePayload::decode(endorsed.proposal_response_payload.as_slice()).ok()?;
     let chaincode_action = ChaincodeAction::decode(response_payload.extension.as_slice()).ok()?;
-    Some(chaincode_action.response.map(|r| r.payload).unwrap_or_default())
+    Some(
+        chaincode_action
+            .response
+            .map(|r| r.payload)
+            .unwrap_or_default(),
+    )
 }

@@ -32,11 +32,19 @@ pub struct Asset {
 }
 
 fn asset(id: &str, color: &str, size: i64, owner: &str, appraised_value: i64) -> Asset {
-    Asset { appraised_value, color: color.into(), id: id.into(), owner: owner.into(), size }
+    Asset {
+        appraised_value,
+        color: color.into(),
+        id: id.into(),
+        owner: owner.into(),
+        size,
+    }
 }
 
 fn read_asset(ledger: &dyn Ledger, id: &str) -> Result<Asset, ContractError> {
-    ledger.get_json(id)?.ok_or_else(|| ContractError::rejected(format!("the asset {id} does not exist")))
+    ledger
+        .get_json(id)?
+        .ok_or_else(|| ContractError::rejected(format!("the asset {id} does not exist")))
 }
 
 fn asset_exists(ledger: &dyn Ledger, id: &str) -> Result<bool, ContractError> {
@@ -63,43 +71,68 @@ pub fn contract() -> Contract {
         .submit(
             "CreateAsset",
             &["id", "color", "size", "owner", "appraisedValue"],
-            |ledger: &dyn Ledger, (id, color, size, owner, value): (String, String, i64, String, i64)| {
+            |ledger: &dyn Ledger,
+             (id, color, size, owner, value): (String, String, i64, String, i64)| {
                 if asset_exists(ledger, &id)? {
-                    return Err(ContractError::rejected(format!("the asset {id} already exists")));
+                    return Err(ContractError::rejected(format!(
+                        "the asset {id} already exists"
+                    )));
                 }
                 ledger.put_json(&id, &asset(&id, &color, size, &owner, value))
             },
         )
-        .evaluate("ReadAsset", &["id"], |ledger: &dyn Ledger, (id,): (String,)| read_asset(ledger, &id).map(Json))
+        .evaluate(
+            "ReadAsset",
+            &["id"],
+            |ledger: &dyn Ledger, (id,): (String,)| read_asset(ledger, &id).map(Json),
+        )
         .submit(
             "UpdateAsset",
             &["id", "color", "size", "owner", "appraisedValue"],
-            |ledger: &dyn Ledger, (id, color, size, owner, value): (String, String, i64, String, i64)| {
+            |ledger: &dyn Ledger,
+             (id, color, size, owner, value): (String, String, i64, String, i64)| {
                 if !asset_exists(ledger, &id)? {
-                    return Err(ContractError::rejected(format!("the asset {id} does not exist")));
+                    return Err(ContractError::rejected(format!(
+                        "the asset {id} does not exist"
+                    )));
                 }
                 ledger.put_json(&id, &asset(&id, &color, size, &owner, value))
             },
         )
-        .submit("DeleteAsset", &["id"], |ledger: &dyn Ledger, (id,): (String,)| {
-            if !asset_exists(ledger, &id)? {
-                return Err(ContractError::rejected(format!("the asset {id} does not exist")));
-            }
-            Ok(ledger.delete_state(&id)?)
-        })
-        .evaluate("AssetExists", &["id"], |ledger: &dyn Ledger, (id,): (String,)| asset_exists(ledger, &id))
-        .submit("TransferAsset", &["id", "newOwner"], |ledger: &dyn Ledger, (id, new_owner): (String, String)| {
-            let mut current = read_asset(ledger, &id)?;
-            let old_owner = std::mem::replace(&mut current.owner, new_owner);
-            ledger.put_json(&id, &current)?;
-            Ok(old_owner)
-        })
+        .submit(
+            "DeleteAsset",
+            &["id"],
+            |ledger: &dyn Ledger, (id,): (String,)| {
+                if !asset_exists(ledger, &id)? {
+                    return Err(ContractError::rejected(format!(
+                        "the asset {id} does not exist"
+                    )));
+                }
+                Ok(ledger.delete_state(&id)?)
+            },
+        )
+        .evaluate(
+            "AssetExists",
+            &["id"],
+            |ledger: &dyn Ledger, (id,): (String,)| asset_exists(ledger, &id),
+        )
+        .submit(
+            "TransferAsset",
+            &["id", "newOwner"],
+            |ledger: &dyn Ledger, (id, new_owner): (String, String)| {
+                let mut current = read_asset(ledger, &id)?;
+                let old_owner = std::mem::replace(&mut current.owner, new_owner);
+                ledger.put_json(&id, &current)?;
+                Ok(old_owner)
+            },
+        )
         .evaluate("GetAllAssets", &[], |ledger: &dyn Ledger, (): ()| {
             let mut assets = Vec::new();
             for kv in ledger.get_state_by_range("", "")? {
                 let kv = kv?;
-                let asset: Asset = serde_json::from_slice(&kv.value)
-                    .map_err(|e| ContractError::rejected(format!("stored asset {} is not valid: {e}", kv.key)))?;
+                let asset: Asset = serde_json::from_slice(&kv.value).map_err(|e| {
+                    ContractError::rejected(format!("stored asset {} is not valid: {e}", kv.key))
+                })?;
                 assets.push(asset);
             }
             Ok(Json(assets))

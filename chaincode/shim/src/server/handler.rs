@@ -13,7 +13,8 @@ use medfabric_protos::common::{ChannelHeader, Header, SignatureHeader};
 use medfabric_protos::msp::SerializedIdentity;
 use medfabric_protos::protos::chaincode_message::Type;
 use medfabric_protos::protos::{
-    ChaincodeId, ChaincodeInput, ChaincodeMessage, ChaincodeProposalPayload, Proposal, Response as PbResponse,
+    ChaincodeId, ChaincodeInput, ChaincodeMessage, ChaincodeProposalPayload, Proposal,
+    Response as PbResponse,
 };
 
 use super::stub::PeerLedger;
@@ -40,12 +41,20 @@ impl Session {
         chaincode: Arc<dyn Chaincode>,
         outbound: UnboundedSender<ChaincodeMessage>,
     ) -> Self {
-        Self { chaincode_id, chaincode, outbound, pending: Arc::default() }
+        Self {
+            chaincode_id,
+            chaincode,
+            outbound,
+            pending: Arc::default(),
+        }
     }
 
     /// The first message on a new stream: who we are.
     pub(super) fn register(&self) {
-        let id = ChaincodeId { name: self.chaincode_id.clone(), ..Default::default() };
+        let id = ChaincodeId {
+            name: self.chaincode_id.clone(),
+            ..Default::default()
+        };
         let _ = self.outbound.send(ChaincodeMessage {
             r#type: Type::Register as i32,
             payload: id.encode_to_vec(),
@@ -67,7 +76,10 @@ impl Session {
             self.handle(message);
         }
         // Waking every waiting transaction with a closed channel makes them fail cleanly.
-        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
         tracing::info!(%peer, "peer disconnected");
     }
 
@@ -82,16 +94,26 @@ impl Session {
             Ok(Type::Init) => self.start_transaction(message, true),
             Ok(Type::Response | Type::Error) => {
                 let key = pending_key(&message.channel_id, &message.txid);
-                let waiter = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned();
+                let waiter = self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&key)
+                    .cloned();
                 match waiter {
                     Some(waiter) => {
                         let _ = waiter.send(message);
                     }
-                    None => tracing::warn!(tx_id = %message.txid, "answer for a transaction that is not waiting"),
+                    None => {
+                        tracing::warn!(tx_id = %message.txid, "answer for a transaction that is not waiting")
+                    }
                 }
             }
             Ok(other) => tracing::warn!(?other, "unexpected message from the peer"),
-            Err(_) => tracing::warn!(r#type = message.r#type, "unknown message type from the peer"),
+            Err(_) => tracing::warn!(
+                r#type = message.r#type,
+                "unknown message type from the peer"
+            ),
         }
     }
 
@@ -99,9 +121,15 @@ impl Session {
         let key = pending_key(&message.channel_id, &message.txid);
         let (sender, receiver) = sync_channel(1);
         {
-            let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if pending.contains_key(&key) {
-                let _ = self.outbound.send(error_message(&message, "duplicate transaction id in flight".into()));
+                let _ = self.outbound.send(error_message(
+                    &message,
+                    "duplicate transaction id in flight".into(),
+                ));
                 return;
             }
             pending.insert(key.clone(), sender);
@@ -122,7 +150,10 @@ impl Session {
                         outbound.clone(),
                         receiver,
                     );
-                    let invocation = Invocation { args: &request.args, is_init };
+                    let invocation = Invocation {
+                        args: &request.args,
+                        is_init,
+                    };
                     let response = invoke_guarded(chaincode.as_ref(), &ledger, &invocation);
                     ChaincodeMessage {
                         r#type: Type::Completed as i32,
@@ -140,7 +171,10 @@ impl Session {
                 }
                 Err(why) => error_message(&message, why),
             };
-            pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
+            pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&key);
             let _ = outbound.send(reply);
         });
     }
@@ -171,11 +205,14 @@ impl TxRequest {
     fn decode(message: &ChaincodeMessage) -> Result<Self, String> {
         let input = ChaincodeInput::decode(message.payload.as_slice())
             .map_err(|e| format!("cannot decode the chaincode input: {e}"))?;
-        let signed = message.proposal.as_ref().ok_or("the transaction carries no signed proposal")?;
-        let proposal =
-            Proposal::decode(signed.proposal_bytes.as_slice()).map_err(|e| format!("cannot decode the proposal: {e}"))?;
-        let header =
-            Header::decode(proposal.header.as_slice()).map_err(|e| format!("cannot decode the proposal header: {e}"))?;
+        let signed = message
+            .proposal
+            .as_ref()
+            .ok_or("the transaction carries no signed proposal")?;
+        let proposal = Proposal::decode(signed.proposal_bytes.as_slice())
+            .map_err(|e| format!("cannot decode the proposal: {e}"))?;
+        let header = Header::decode(proposal.header.as_slice())
+            .map_err(|e| format!("cannot decode the proposal header: {e}"))?;
         let channel_header = ChannelHeader::decode(header.channel_header.as_slice())
             .map_err(|e| format!("cannot decode the channel header: {e}"))?;
         let signature_header = SignatureHeader::decode(header.signature_header.as_slice())
@@ -186,14 +223,20 @@ impl TxRequest {
             .map_err(|e| format!("cannot decode the proposal payload: {e}"))?;
         let timestamp = channel_header
             .timestamp
-            .map(|t| TxTimestamp { seconds: t.seconds, nanos: t.nanos })
+            .map(|t| TxTimestamp {
+                seconds: t.seconds,
+                nanos: t.nanos,
+            })
             .ok_or("the proposal has no timestamp")?;
         Ok(Self {
             tx_id: message.txid.clone(),
             channel_id: message.channel_id.clone(),
             args: input.args,
             timestamp,
-            creator: Creator { msp_id: identity.mspid, id_bytes: identity.id_bytes },
+            creator: Creator {
+                msp_id: identity.mspid,
+                id_bytes: identity.id_bytes,
+            },
             transient: payload.transient_map.into_iter().collect(),
             signed_proposal: Some(signed.encode_to_vec()),
         })

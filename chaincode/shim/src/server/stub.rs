@@ -9,10 +9,10 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use medfabric_protos::protos::chaincode_message::Type;
 use medfabric_protos::protos::{
-    ChaincodeEvent, ChaincodeId, ChaincodeInput, ChaincodeMessage, ChaincodeSpec, DelState, GetHistoryForKey,
-    GetState, GetStateByRange, GetStateMetadata, PurgePrivateState, PutState, PutStateMetadata, QueryMetadata,
-    QueryResponse, QueryResponseMetadata, QueryStateClose, QueryStateNext, Response as PbResponse, StateMetadata,
-    StateMetadataResult,
+    ChaincodeEvent, ChaincodeId, ChaincodeInput, ChaincodeMessage, ChaincodeSpec, DelState,
+    GetHistoryForKey, GetState, GetStateByRange, GetStateMetadata, PurgePrivateState, PutState,
+    PutStateMetadata, QueryMetadata, QueryResponse, QueryResponseMetadata, QueryStateClose,
+    QueryStateNext, Response as PbResponse, StateMetadata, StateMetadataResult,
 };
 use medfabric_protos::queryresult::{KeyModification as PbKeyModification, Kv};
 
@@ -75,21 +75,34 @@ impl PeerLedger {
             channel_id: self.channel_id.clone(),
             ..Default::default()
         };
-        self.outbound.send(request).map_err(|_| LedgerError::Disconnected)?;
+        self.outbound
+            .send(request)
+            .map_err(|_| LedgerError::Disconnected)?;
         let answer = self.answers.recv().map_err(|_| LedgerError::Disconnected)?;
         match Type::try_from(answer.r#type) {
             Ok(Type::Response) => Ok(answer.payload),
-            Ok(Type::Error) => Err(LedgerError::Peer(String::from_utf8_lossy(&answer.payload).into_owned())),
-            _ => Err(LedgerError::Protocol(format!("unexpected answer type {} to {kind:?}", answer.r#type))),
+            Ok(Type::Error) => Err(LedgerError::Peer(
+                String::from_utf8_lossy(&answer.payload).into_owned(),
+            )),
+            _ => Err(LedgerError::Protocol(format!(
+                "unexpected answer type {} to {kind:?}",
+                answer.r#type
+            ))),
         }
     }
 
     fn query(&self, kind: Type, payload: Vec<u8>) -> Result<QueryResponse, LedgerError> {
         let bytes = self.call(kind, payload)?;
-        QueryResponse::decode(bytes.as_slice()).map_err(|e| LedgerError::Protocol(format!("query response: {e}")))
+        QueryResponse::decode(bytes.as_slice())
+            .map_err(|e| LedgerError::Protocol(format!("query response: {e}")))
     }
 
-    fn range_iter(&self, collection: &str, start: &str, end: &str) -> Result<QueryIter<'_, KeyValue>, LedgerError> {
+    fn range_iter(
+        &self,
+        collection: &str,
+        start: &str,
+        end: &str,
+    ) -> Result<QueryIter<'_, KeyValue>, LedgerError> {
         let request = GetStateByRange {
             start_key: start.to_owned(),
             end_key: end.to_owned(),
@@ -101,31 +114,56 @@ impl PeerLedger {
     }
 
     fn get(&self, kind: Type, collection: &str, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
-        let request = GetState { key: key.to_owned(), collection: collection.to_owned() };
+        let request = GetState {
+            key: key.to_owned(),
+            collection: collection.to_owned(),
+        };
         let value = self.call(kind, request.encode_to_vec())?;
         Ok(if value.is_empty() { None } else { Some(value) })
     }
 
     fn put(&self, collection: &str, key: &str, value: &[u8]) -> Result<(), LedgerError> {
-        let request = PutState { key: key.to_owned(), value: value.to_vec(), collection: collection.to_owned() };
+        let request = PutState {
+            key: key.to_owned(),
+            value: value.to_vec(),
+            collection: collection.to_owned(),
+        };
         self.call(Type::PutState, request.encode_to_vec()).map(drop)
     }
 
     fn delete(&self, collection: &str, key: &str) -> Result<(), LedgerError> {
-        let request = DelState { key: key.to_owned(), collection: collection.to_owned() };
+        let request = DelState {
+            key: key.to_owned(),
+            collection: collection.to_owned(),
+        };
         self.call(Type::DelState, request.encode_to_vec()).map(drop)
     }
 }
 
 fn decode_kv(bytes: &[u8]) -> Result<KeyValue, LedgerError> {
     let kv = Kv::decode(bytes).map_err(|e| LedgerError::Protocol(format!("range record: {e}")))?;
-    Ok(KeyValue { key: kv.key, value: kv.value })
+    Ok(KeyValue {
+        key: kv.key,
+        value: kv.value,
+    })
 }
 
 fn decode_modification(bytes: &[u8]) -> Result<KeyModification, LedgerError> {
-    let m = PbKeyModification::decode(bytes).map_err(|e| LedgerError::Protocol(format!("history record: {e}")))?;
-    let timestamp = m.timestamp.map(|t| TxTimestamp { seconds: t.seconds, nanos: t.nanos }).unwrap_or_default();
-    Ok(KeyModification { tx_id: m.tx_id, value: m.value, timestamp, is_delete: m.is_delete })
+    let m = PbKeyModification::decode(bytes)
+        .map_err(|e| LedgerError::Protocol(format!("history record: {e}")))?;
+    let timestamp = m
+        .timestamp
+        .map(|t| TxTimestamp {
+            seconds: t.seconds,
+            nanos: t.nanos,
+        })
+        .unwrap_or_default();
+    Ok(KeyModification {
+        tx_id: m.tx_id,
+        value: m.value,
+        timestamp,
+        is_delete: m.is_delete,
+    })
 }
 
 /// Iterates a peer-side query, fetching further batches with `QUERY_STATE_NEXT` and closing the
@@ -140,7 +178,11 @@ struct PeerIter<'a, T> {
 }
 
 impl<'a, T> PeerIter<'a, T> {
-    fn new(ledger: &'a PeerLedger, first: QueryResponse, decode: fn(&[u8]) -> Result<T, LedgerError>) -> Self {
+    fn new(
+        ledger: &'a PeerLedger,
+        first: QueryResponse,
+        decode: fn(&[u8]) -> Result<T, LedgerError>,
+    ) -> Self {
         Self {
             ledger,
             buffered: first.results.into_iter().map(|r| r.result_bytes).collect(),
@@ -160,11 +202,17 @@ impl<T> Iterator for PeerIter<'_, T> {
             return None;
         }
         if self.buffered.is_empty() && self.has_more {
-            let request = QueryStateNext { id: self.id.clone() };
-            match self.ledger.query(Type::QueryStateNext, request.encode_to_vec()) {
+            let request = QueryStateNext {
+                id: self.id.clone(),
+            };
+            match self
+                .ledger
+                .query(Type::QueryStateNext, request.encode_to_vec())
+            {
                 Ok(next) => {
                     self.has_more = next.has_more;
-                    self.buffered.extend(next.results.into_iter().map(|r| r.result_bytes));
+                    self.buffered
+                        .extend(next.results.into_iter().map(|r| r.result_bytes));
                 }
                 Err(e) => {
                     self.failed = true;
@@ -180,8 +228,12 @@ impl<T> Iterator for PeerIter<'_, T> {
 impl<T> Drop for PeerIter<'_, T> {
     fn drop(&mut self) {
         if self.has_more && !self.failed {
-            let request = QueryStateClose { id: self.id.clone() };
-            let _ = self.ledger.call(Type::QueryStateClose, request.encode_to_vec());
+            let request = QueryStateClose {
+                id: self.id.clone(),
+            };
+            let _ = self
+                .ledger
+                .call(Type::QueryStateClose, request.encode_to_vec());
         }
     }
 }
@@ -226,10 +278,18 @@ impl Ledger for PeerLedger {
         self.delete("", key)
     }
 
-    fn get_state_by_range(&self, start: &str, end: &str) -> Result<QueryIter<'_, KeyValue>, LedgerError> {
+    fn get_state_by_range(
+        &self,
+        start: &str,
+        end: &str,
+    ) -> Result<QueryIter<'_, KeyValue>, LedgerError> {
         validate_simple_key(start)?;
         validate_simple_key(end)?;
-        let start = if start.is_empty() { EMPTY_KEY_SUBSTITUTE } else { start };
+        let start = if start.is_empty() {
+            EMPTY_KEY_SUBSTITUTE
+        } else {
+            start
+        };
         self.range_iter("", start, end)
     }
 
@@ -243,11 +303,25 @@ impl Ledger for PeerLedger {
         let page_size = i32::try_from(page_size)
             .ok()
             .filter(|n| *n > 0)
-            .ok_or_else(|| LedgerError::InvalidKey("page size must be between 1 and 2^31-1".into()))?;
-        let start = if start.is_empty() { EMPTY_KEY_SUBSTITUTE } else { start };
-        let metadata = QueryMetadata { page_size, bookmark: bookmark.to_owned() }.encode_to_vec();
-        let request =
-            GetStateByRange { start_key: start.to_owned(), end_key: end.to_owned(), collection: String::new(), metadata };
+            .ok_or_else(|| {
+                LedgerError::InvalidKey("page size must be between 1 and 2^31-1".into())
+            })?;
+        let start = if start.is_empty() {
+            EMPTY_KEY_SUBSTITUTE
+        } else {
+            start
+        };
+        let metadata = QueryMetadata {
+            page_size,
+            bookmark: bookmark.to_owned(),
+        }
+        .encode_to_vec();
+        let request = GetStateByRange {
+            start_key: start.to_owned(),
+            end_key: end.to_owned(),
+            collection: String::new(),
+            metadata,
+        };
         let mut response = self.query(Type::GetStateByRange, request.encode_to_vec())?;
         let mut records = Vec::new();
         loop {
@@ -257,7 +331,9 @@ impl Ledger for PeerLedger {
             if !response.has_more {
                 break;
             }
-            let next = QueryStateNext { id: response.id.clone() };
+            let next = QueryStateNext {
+                id: response.id.clone(),
+            };
             response = self.query(Type::QueryStateNext, next.encode_to_vec())?;
         }
         let info = QueryResponseMetadata::decode(response.metadata.as_slice())
@@ -278,30 +354,50 @@ impl Ledger for PeerLedger {
         self.range_iter("", &start, &end)
     }
 
-    fn get_history_for_key(&self, key: &str) -> Result<QueryIter<'_, KeyModification>, LedgerError> {
+    fn get_history_for_key(
+        &self,
+        key: &str,
+    ) -> Result<QueryIter<'_, KeyModification>, LedgerError> {
         validate_key(key)?;
-        let request = GetHistoryForKey { key: key.to_owned() };
+        let request = GetHistoryForKey {
+            key: key.to_owned(),
+        };
         let first = self.query(Type::GetHistoryForKey, request.encode_to_vec())?;
         Ok(Box::new(PeerIter::new(self, first, decode_modification)))
     }
 
-    fn get_private_data(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+    fn get_private_data(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, LedgerError> {
         validate_collection(collection)?;
         validate_key(key)?;
         self.get(Type::GetState, collection, key)
     }
 
-    fn get_private_data_hash(&self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+    fn get_private_data_hash(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, LedgerError> {
         validate_collection(collection)?;
         validate_key(key)?;
         self.get(Type::GetPrivateDataHash, collection, key)
     }
 
-    fn put_private_data(&self, collection: &str, key: &str, value: &[u8]) -> Result<(), LedgerError> {
+    fn put_private_data(
+        &self,
+        collection: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), LedgerError> {
         validate_collection(collection)?;
         validate_key(key)?;
         if value.is_empty() {
-            return Err(LedgerError::InvalidKey(format!("private value of {key:?} must not be empty")));
+            return Err(LedgerError::InvalidKey(format!(
+                "private value of {key:?} must not be empty"
+            )));
         }
         self.put(collection, key, value)
     }
@@ -315,8 +411,12 @@ impl Ledger for PeerLedger {
     fn purge_private_data(&self, collection: &str, key: &str) -> Result<(), LedgerError> {
         validate_collection(collection)?;
         validate_key(key)?;
-        let request = PurgePrivateState { key: key.to_owned(), collection: collection.to_owned() };
-        self.call(Type::PurgePrivateData, request.encode_to_vec()).map(drop)
+        let request = PurgePrivateState {
+            key: key.to_owned(),
+            collection: collection.to_owned(),
+        };
+        self.call(Type::PurgePrivateData, request.encode_to_vec())
+            .map(drop)
     }
 
     fn get_private_data_by_range(
@@ -326,35 +426,64 @@ impl Ledger for PeerLedger {
         end: &str,
     ) -> Result<QueryIter<'_, KeyValue>, LedgerError> {
         validate_collection(collection)?;
-        let start = if start.is_empty() { EMPTY_KEY_SUBSTITUTE } else { start };
+        let start = if start.is_empty() {
+            EMPTY_KEY_SUBSTITUTE
+        } else {
+            start
+        };
         self.range_iter(collection, start, end)
     }
 
-    fn get_state_metadata(&self, collection: &str, key: &str) -> Result<BTreeMap<String, Vec<u8>>, LedgerError> {
+    fn get_state_metadata(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<BTreeMap<String, Vec<u8>>, LedgerError> {
         validate_key(key)?;
-        let request = GetStateMetadata { key: key.to_owned(), collection: collection.to_owned() };
+        let request = GetStateMetadata {
+            key: key.to_owned(),
+            collection: collection.to_owned(),
+        };
         let bytes = self.call(Type::GetStateMetadata, request.encode_to_vec())?;
         let result = StateMetadataResult::decode(bytes.as_slice())
             .map_err(|e| LedgerError::Protocol(format!("state metadata: {e}")))?;
-        Ok(result.entries.into_iter().map(|e| (e.metakey, e.value)).collect())
+        Ok(result
+            .entries
+            .into_iter()
+            .map(|e| (e.metakey, e.value))
+            .collect())
     }
 
-    fn put_state_metadata(&self, collection: &str, key: &str, name: &str, value: &[u8]) -> Result<(), LedgerError> {
+    fn put_state_metadata(
+        &self,
+        collection: &str,
+        key: &str,
+        name: &str,
+        value: &[u8],
+    ) -> Result<(), LedgerError> {
         validate_key(key)?;
         if name.is_empty() {
-            return Err(LedgerError::InvalidKey("metadata name must not be empty".into()));
+            return Err(LedgerError::InvalidKey(
+                "metadata name must not be empty".into(),
+            ));
         }
         let request = PutStateMetadata {
             key: key.to_owned(),
             collection: collection.to_owned(),
-            metadata: Some(StateMetadata { metakey: name.to_owned(), value: value.to_vec() }),
+            metadata: Some(StateMetadata {
+                metakey: name.to_owned(),
+                value: value.to_vec(),
+            }),
         };
-        self.call(Type::PutStateMetadata, request.encode_to_vec()).map(drop)
+        self.call(Type::PutStateMetadata, request.encode_to_vec())
+            .map(drop)
     }
 
     fn set_event(&self, name: &str, payload: &[u8]) -> Result<(), LedgerError> {
         if name.is_empty() {
-            return Err(LedgerError::InvalidKey("event name must not be empty".into()));
+            return Err(LedgerError::InvalidKey(
+                "event name must not be empty".into(),
+            ));
         }
         *self.event.borrow_mut() = Some(ChaincodeEvent {
             event_name: name.to_owned(),
@@ -370,10 +499,20 @@ impl Ledger for PeerLedger {
         args: &[Vec<u8>],
         channel: &str,
     ) -> Result<ChaincodeResponse, LedgerError> {
-        let name = if channel.is_empty() { chaincode.to_owned() } else { format!("{chaincode}/{channel}") };
+        let name = if channel.is_empty() {
+            chaincode.to_owned()
+        } else {
+            format!("{chaincode}/{channel}")
+        };
         let spec = ChaincodeSpec {
-            chaincode_id: Some(ChaincodeId { name, ..Default::default() }),
-            input: Some(ChaincodeInput { args: args.to_vec(), ..Default::default() }),
+            chaincode_id: Some(ChaincodeId {
+                name,
+                ..Default::default()
+            }),
+            input: Some(ChaincodeInput {
+                args: args.to_vec(),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let bytes = self.call(Type::InvokeChaincode, spec.encode_to_vec())?;
@@ -384,10 +523,15 @@ impl Ledger for PeerLedger {
             Ok(Type::Completed) => {
                 let response = PbResponse::decode(inner.payload.as_slice())
                     .map_err(|e| LedgerError::Protocol(format!("invoke response: {e}")))?;
-                Ok(ChaincodeResponse { status: response.status, message: response.message, payload: response.payload })
+                Ok(ChaincodeResponse {
+                    status: response.status,
+                    message: response.message,
+                    payload: response.payload,
+                })
             }
-            _ => Err(LedgerError::Peer(String::from_utf8_lossy(&inner.payload).into_owned())),
+            _ => Err(LedgerError::Peer(
+                String::from_utf8_lossy(&inner.payload).into_owned(),
+            )),
         }
     }
 }
-

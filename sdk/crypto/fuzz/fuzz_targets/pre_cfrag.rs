@@ -24,5 +24,9 @@ fuzz_target!(|data: &[u8]| {
         .map(|sk| sk.public_key())
         .collect();
     // Forging the delegator's signature is out of reach; any success is a bug.
-    assert!(cfrag.verify(&capsule, &keys[0], &keys[1], &keys[2]).is_err());
+    assert!(
+        cfrag
+            .verify(&capsule, &keys[0], &keys[1], &keys[2])
+            .is_err()
+    );
 });

@@ -5,7 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use medfabric_crypto::pre::{KeyFrag, SecretKey};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(kfrag) = KeyFrag::from_bytes(data) else { return };
+    let Ok(kfrag) = KeyFrag::from_bytes(data) else {
+        return;
+    };
     // Strict: exactly one encoding per fragment.
     assert_eq!(kfrag.to_bytes()[..], data[..]);
     let keys: Vec<_> = [[0x11u8; 32], [0x22; 32], [0x33; 32]]

@@ -1,7 +1,5 @@
 //! The KEM: capsules, key seeds, and opening a capsule with the delegating secret key.
 
-use std::fmt;
-
 use hkdf::Hkdf;
 use k256::elliptic_curve::ops::{LinearCombination, MulByGenerator};
 use k256::{ProjectivePoint, Scalar};
@@ -20,7 +18,7 @@ pub const KEY_SEED_LEN: usize = 32;
 /// The 32-byte symmetric key a [`Capsule`] encapsulates: HKDF-SHA256 (no salt, empty info) of
 /// the 33-byte compressed shared point. This is exactly the key umbral-pre's DEM
 /// (XChaCha20-Poly1305) derives from its capsule, so data sealed by either side opens on the
-/// other. Boxed, zeroized on drop, never printed.
+/// other. Boxed, zeroized on drop, no `Debug`.
 pub struct KeySeed(Box<[u8; KEY_SEED_LEN]>);
 
 impl KeySeed {
@@ -43,12 +41,6 @@ impl KeySeed {
 impl Drop for KeySeed {
     fn drop(&mut self) {
         self.0.zeroize();
-    }
-}
-
-impl fmt::Debug for KeySeed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KeySeed(..)")
     }
 }
 

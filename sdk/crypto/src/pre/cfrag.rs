@@ -1,5 +1,6 @@
 //! Re-encryption by a proxy, verification and combination by the receiver.
 
+use k256::elliptic_curve::group::Group;
 use k256::elliptic_curve::ops::{Invert, LinearCombination, LinearCombinationExt};
 use k256::{ProjectivePoint, Scalar};
 use rand_core::CryptoRngCore;
@@ -7,8 +8,8 @@ use zeroize::Zeroizing;
 
 use super::capsule::{Capsule, KeySeed, hash_capsule_points};
 use super::curve::{self, CurvePoint, POINT_LEN, POINT_U, POINT_U_BYTES, SCALAR_LEN, ScalarHash};
-use super::kfrag::{self, KFRAG_ID_LEN, VerifiedKeyFrag};
 use super::keys::{self, PublicKey, SIGNATURE_LEN, SecretKey, Signature};
+use super::kfrag::{self, KFRAG_ID_LEN, VerifiedKeyFrag};
 use super::wire::{self, Reader, Writer};
 use crate::Error;
 
@@ -233,7 +234,8 @@ impl VerifiedCapsuleFrag {
 /// The receiver recomputes `d` and the share indices from the precursor and its secret key,
 /// interpolates `E' = Σλᵢ·E1ᵢ` and `V' = Σλᵢ·V1ᵢ` at zero, checks
 /// `(s·d⁻¹)·pk_A == H(E, V)·E' + V'` (which fails for too few, mixed, repeated or foreign
-/// fragments), and derives the seed from `d·(E' + V')`.
+/// fragments), and derives the seed from `d·(E' + V')`. Each of the two sides is evaluated
+/// as a single multi-scalar multiplication.
 ///
 /// Fails with the opaque [`Error::Decryption`].
 pub fn decrypt_reencrypted(
@@ -256,24 +258,23 @@ pub fn decrypt_reencrypted(
         .map(|c| kfrag::share_index(&precursor.bytes, &receiving_pk, &dh, &c.cfrag.id))
         .collect();
     let lambdas = curve::lagrange_at_zero(&xs).ok_or(Error::Decryption)?;
-    let (e_terms, v_terms): (Vec<_>, Vec<_>) = cfrags
-        .iter()
-        .zip(&lambdas)
-        .map(|(c, l)| ((c.cfrag.e1.point, *l), (c.cfrag.v1.point, *l)))
-        .unzip();
-    let e_prime = ProjectivePoint::lincomb_ext(e_terms.as_slice());
-    let v_prime = ProjectivePoint::lincomb_ext(v_terms.as_slice());
 
+    // With E' = Σλᵢ·E1ᵢ and V' = Σλᵢ·V1ᵢ, the check (s·d⁻¹)·A − h·E' − V' = O is one
+    // multi-scalar multiplication over A and all E1ᵢ, V1ᵢ ...
     let d = kfrag::shared_secret(&precursor.bytes, &receiving_pk, &dh);
     let h = hash_capsule_points(&capsule.e, &capsule.v);
-    let check = ProjectivePoint::lincomb(
-        &delegating_pk.point(),
-        &(capsule.s * *Invert::invert(&d)),
-        &e_prime,
-        &-h,
-    );
-    if check != v_prime {
+    let mut check_terms = Vec::with_capacity(2 * cfrags.len() + 1);
+    check_terms.push((delegating_pk.point(), capsule.s * *Invert::invert(&d)));
+    let mut shared_terms = Vec::with_capacity(cfrags.len());
+    for (c, lambda) in cfrags.iter().zip(&lambdas) {
+        check_terms.push((c.cfrag.e1.point, -(h * lambda)));
+        check_terms.push((c.cfrag.v1.point, -*lambda));
+        // ... and the shared point d·(E' + V') is Σ(d·λᵢ)·(E1ᵢ + V1ᵢ).
+        shared_terms.push((c.cfrag.e1.point + c.cfrag.v1.point, *d * lambda));
+    }
+    if !bool::from(ProjectivePoint::lincomb_ext(check_terms.as_slice()).is_identity()) {
         return Err(Error::Decryption);
     }
-    Ok(KeySeed::from_shared_point(&((e_prime + v_prime) * d.as_ref())))
+    let shared = ProjectivePoint::lincomb_ext(shared_terms.as_slice());
+    Ok(KeySeed::from_shared_point(&shared))
 }

@@ -72,7 +72,8 @@ impl CurvePoint {
 
     /// Converts several points with one shared field inversion.
     pub(crate) fn batch<const N: usize>(points: [ProjectivePoint; N]) -> [Self; N] {
-        let affine = <ProjectivePoint as BatchNormalize<[ProjectivePoint; N]>>::batch_normalize(&points);
+        let affine =
+            <ProjectivePoint as BatchNormalize<[ProjectivePoint; N]>>::batch_normalize(&points);
         let mut out = [Self {
             point: ProjectivePoint::IDENTITY,
             bytes: [0u8; POINT_LEN],

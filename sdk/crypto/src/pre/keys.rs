@@ -12,7 +12,7 @@ use zeroize::{Zeroize, Zeroizing};
 use super::curve::{self, POINT_LEN, SCALAR_LEN};
 use crate::Error;
 
-/// A PRE secret key: a non-zero scalar, boxed and zeroized on drop, never printed.
+/// A PRE secret key: a non-zero scalar, boxed and zeroized on drop, no `Debug`.
 ///
 /// Bytes: the 32-byte big-endian scalar (the same as umbral-pre's `SecretKey::to_be_bytes`).
 pub struct SecretKey(Box<NonZeroScalar>);
@@ -61,12 +61,6 @@ impl Drop for SecretKey {
     }
 }
 
-impl fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("pre::SecretKey(..)")
-    }
-}
-
 /// A PRE public key (a point other than the identity).
 ///
 /// Bytes: the 33-byte compressed SEC1 point (as umbral-pre's `PublicKey::to_compressed_bytes`).
@@ -105,7 +99,7 @@ impl fmt::Debug for PublicKey {
 }
 
 /// Signs key fragments (ECDSA over secp256k1 with SHA-256, low-S), so proxies and receivers
-/// can check that the delegator made them. Zeroized on drop, never printed.
+/// can check that the delegator made them. Zeroized on drop, no `Debug`.
 pub struct Signer(Box<SigningKey>);
 
 impl Signer {
@@ -122,12 +116,6 @@ impl Signer {
 
     pub(crate) fn sign(&self, rng: &mut impl CryptoRngCore, message: &[u8]) -> Signature {
         Signature(self.0.sign_with_rng(rng, message))
-    }
-}
-
-impl fmt::Debug for Signer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("pre::Signer(..)")
     }
 }
 

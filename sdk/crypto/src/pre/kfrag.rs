@@ -3,6 +3,7 @@
 use std::fmt;
 
 use k256::elliptic_curve::ops::{Invert, MulByGenerator};
+use k256::elliptic_curve::subtle::ConstantTimeEq;
 use k256::{NonZeroScalar, ProjectivePoint, Scalar};
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
@@ -179,8 +180,8 @@ impl KeyFrag {
 
 impl PartialEq for KeyFrag {
     fn eq(&self, other: &Self) -> bool {
-        // Encodings are canonical.
-        *self.to_bytes() == *other.to_bytes()
+        // Encodings are canonical; compared in constant time since they hold the share.
+        self.to_bytes().ct_eq(&other.to_bytes()).into()
     }
 }
 

@@ -27,8 +27,8 @@ const RECORD_KEY_SALT: &[u8] = b"medfabric/pre/record-delegating-key/v1";
 const SIGNER_SALT: &[u8] = b"medfabric/pre/kfrag-signer/v1";
 
 /// An owner's PRE master secret (32 random bytes), from which every per-record delegating
-/// key and the owner's fragment-signing key are derived. Boxed, zeroized on drop, never
-/// printed.
+/// key and the owner's fragment-signing key are derived. Boxed, zeroized on drop, no
+/// `Debug`.
 ///
 /// # Why one delegating key per record, derived rather than stored
 ///
@@ -77,10 +77,9 @@ impl OwnerMasterKey {
         if record_id.is_empty() {
             return Err(Error::InvalidInput("record id"));
         }
-        Ok(SecretKey::from_nonzero(self.derive_scalar(
-            RECORD_KEY_SALT,
-            record_id,
-        )))
+        Ok(SecretKey::from_nonzero(
+            self.derive_scalar(RECORD_KEY_SALT, record_id),
+        ))
     }
 
     /// The delegating public key of one record: what data keys are wrapped to, and what
@@ -93,14 +92,16 @@ impl OwnerMasterKey {
     /// [`Signer::verifying_key`] is what proxies and receivers check fragments against.
     /// (A coalition that recovers one record key learns nothing about it.)
     pub fn signer(&self) -> Signer {
-        Signer::new(SecretKey::from_nonzero(self.derive_scalar(SIGNER_SALT, &[])))
+        Signer::new(SecretKey::from_nonzero(
+            self.derive_scalar(SIGNER_SALT, &[]),
+        ))
     }
 
     fn derive_scalar(&self, salt: &[u8], info: &[u8]) -> NonZeroScalar {
         let mut okm = Zeroizing::new([0u8; 64]);
         // 64 bytes is far below HKDF-SHA256's limit, so expand cannot fail.
-        let expanded = Hkdf::<Sha256>::new(Some(salt), self.0.as_slice())
-            .expand(info, okm.as_mut_slice());
+        let expanded =
+            Hkdf::<Sha256>::new(Some(salt), self.0.as_slice()).expand(info, okm.as_mut_slice());
         debug_assert!(expanded.is_ok());
         let wide = k256::WideBytes::from(*okm);
         let scalar = <NonZeroScalar as Reduce<U512>>::reduce_bytes(&wide);
@@ -114,12 +115,6 @@ impl OwnerMasterKey {
 impl Drop for OwnerMasterKey {
     fn drop(&mut self) {
         self.0.zeroize();
-    }
-}
-
-impl std::fmt::Debug for OwnerMasterKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OwnerMasterKey(..)")
     }
 }
 
@@ -197,7 +192,10 @@ impl WrappedDataKey {
         record_sk: &SecretKey,
         context: &[u8],
     ) -> Result<Zeroizing<[u8; DATA_KEY_LEN]>, Error> {
-        self.open(&capsule::decapsulate_original(record_sk, &self.capsule), context)
+        self.open(
+            &capsule::decapsulate_original(record_sk, &self.capsule),
+            context,
+        )
     }
 
     /// Opens the wrapping with verified capsule fragments re-encrypted for `receiving_sk`

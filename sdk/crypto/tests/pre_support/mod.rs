@@ -66,7 +66,12 @@ impl Parties {
 
     pub fn verify_cfrag(&self, capsule: &Capsule, cfrag: CapsuleFrag) -> VerifiedCapsuleFrag {
         cfrag
-            .verify(capsule, &self.delegating_pk, &self.receiving_pk, &self.verifying_pk)
+            .verify(
+                capsule,
+                &self.delegating_pk,
+                &self.receiving_pk,
+                &self.verifying_pk,
+            )
             .unwrap()
     }
 

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Every test medfabric has: formatting, lints, unit and in-memory tests, then the real Fabric
+# network (raft, then BFT) with the Rust chaincode, the peer CLI, the official Node gateway
+# client, the conformance suite and the gateway SDK against it. Installs what it needs (Debian
+# packages, Go-built Fabric binaries cached under ~/.cache/medfabric) and fails loudly: a part
+# that cannot start is a failure, never a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export CARGO_TERM_COLOR=never
+step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
+
+step "system packages"
+missing=()
+for pair in envsubst:gettext-base jq:jq curl:curl ss:iproute2 openssl:openssl; do
+  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "install these Debian packages first: ${missing[*]}" >&2; exit 1; }
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+for tool in cargo go node npm; do
+  command -v "$tool" >/dev/null || { echo "$tool is required and not installed" >&2; exit 1; }
+done
+
+step "Fabric, Fabric CA and MinIO binaries (go-built, cached)"
+bash test-network/scripts/install-binaries.sh all
+
+step "rust: format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit, property, decoder-smoke and in-memory tests"
+cargo test --workspace --locked
+
+step "benchmarks compile"
+cargo bench --workspace --locked --no-run
+
+step "chaincode servers (release)"
+cargo build --release --locked -p medfabric-contracts
+
+step "official Node gateway client"
+(cd test-network/node && npm ci --no-audit --no-fund --loglevel=error)
+
+network() { test-network/network.sh "$@"; }
+trap 'network down >/dev/null 2>&1 || true' EXIT
+network down >/dev/null 2>&1 || true
+
+deploy_all() {
+  network deploy
+  network deploy --name conformance --binary target/release/conformance-chaincode --channels storage \
+    --port 9998 --collections collections/conformance.json
+}
+
+step "real network: raft"
+network up
+deploy_all
+
+step "peer CLI on both channels"
+test-network/tests/peer-cli.sh
+
+step "official Node gateway client on both channels"
+(cd test-network/node && node --test smoke.test.mjs)
+
+step "conformance suite on a real peer"
+cargo test --locked -p medfabric-contracts --test conformance_peer -- --ignored
+
+step "gateway SDK against the real network"
+MEDFABRIC_REAL_NETWORK=1 cargo test --locked -p medfabric-gateway --test real_network -- --include-ignored
+
+step "chaincode server restart"
+test-network/tests/chaincode-restart.sh
+
+step "real network: BFT (4 orderers)"
+network down
+network up --bft
+deploy_all
+test-network/tests/peer-cli.sh
+(cd test-network/node && node --test smoke.test.mjs)
+cargo test --locked -p medfabric-contracts --test conformance_peer -- --ignored
+network down
+
+step "all tests passed"
+echo "$root"
