@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # medfabric test network: a real Hyperledger Fabric network run natively (no Docker).
 #
-#   network.sh up [--bft]                 start orderer(s) and 3 peers, create `storage` and `sharing`
+#   network.sh up [--bft]                 start orderer(s), 3 peers and their Fabric CAs, create `storage` and `sharing`
 #   network.sh deploy [--name NAME] [--binary PATH] [--channels "storage sharing"] [--port PORT]
 #                     [--version V] [--collections FILE] [--policy EXPR] [--skip-server]
 #                                         CCaaS chaincode: package, install, approve, commit, start
@@ -234,7 +234,7 @@ start_ca() {
     MF_CA_CERTFILE=$org_dir/ca/ca.$d-cert.pem MF_CA_KEYFILE=$org_dir/ca/priv_sk MF_ORG_KEY=$org MF_ORG_DOMAIN=$d \
     render "$NETCFG/fabric-ca-server-config.yaml" "$home/fabric-ca-server-config.yaml" \
     MF_CA_PORT MF_CA_OPS_PORT MF_CA_HOME MF_CA_NAME MF_CA_CERTFILE MF_CA_KEYFILE MF_ORG_KEY MF_ORG_DOMAIN
-  start_bg "ca-$org" "$STATE/logs/ca-$org.log" "$ca_bin/fabric-ca-server" start --home "$home"
+  start_bg "$(ca_name "$org")" "$STATE/logs/ca-$org.log" "$ca_bin/fabric-ca-server" start --home "$home"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -439,8 +439,9 @@ EOF
 
   for ((i = 0; i < ${#ORGS[@]}; i++)); do
     org=${ORGS[$i]}
-    wait_until "$(ca_name "$org") operations endpoint" 30 "${capids[$i]}" "$STATE/logs/ca-$org.log" \
-      http_ok "http://127.0.0.1:$(ca_ops_port "$org")/healthz"
+    # its operations endpoint comes up first: wait for the API listener itself
+    wait_until "$(ca_name "$org") on 127.0.0.1:$(ca_port "$org")" 30 "${capids[$i]}" "$STATE/logs/ca-$org.log" \
+      port_busy "$(ca_port "$org")"
   done
 
   write_connection_profiles

@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
@@ -297,7 +298,7 @@ impl MemoryChannel {
             )
         };
         let signed_proposal = encode_proposal(&self.channel_id, &tx_id, timestamp, invocation);
-        let context = Arc::new(TxContext {
+        let context = Rc::new(TxContext {
             signed_proposal,
             tx_id: tx_id.clone(),
             timestamp,
@@ -358,7 +359,7 @@ struct TxContext {
 pub struct MemoryTx {
     channel: Arc<MemoryChannel>,
     namespace: String,
-    context: Arc<TxContext>,
+    context: Rc<TxContext>,
 }
 
 impl MemoryTx {
@@ -383,7 +384,7 @@ impl MemoryTx {
         let view = MemoryTx {
             channel: Arc::clone(&self.channel),
             namespace: name.to_owned(),
-            context: Arc::clone(&self.context),
+            context: Rc::clone(&self.context),
         };
         let invocation = ChaincodeInvocation {
             args,

@@ -457,7 +457,7 @@ fn configuration_is_validated_before_start() {
             .to_string()
     };
 
-    assert!(error(&[address.clone()]).contains("CHAINCODE_ID is not set"));
+    assert!(error(std::slice::from_ref(&address)).contains("CHAINCODE_ID is not set"));
     assert!(
         error(&[("CHAINCODE_ID", "nolabel".into()), address.clone()]).contains("not a package id")
     );
@@ -502,4 +502,41 @@ fn configuration_is_validated_before_start() {
     .unwrap();
     assert!(matches!(plain.tls, TlsConfig::DangerousPlaintext));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_the_server_even_with_a_peer_connected() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = ServerConfig {
+        chaincode_id: PACKAGE_ID.into(),
+        address,
+        tls: TlsConfig::DangerousPlaintext,
+    };
+    let server = tokio::spawn(serve_on(listener, config, Arc::new(chaincode()), async {
+        let _ = stopped.await;
+    }));
+    let mut peer = FakePeer::connect(plain_channel(address).await)
+        .await
+        .unwrap();
+    peer.handshake().await;
+    stop.send(()).unwrap();
+    let finished = tokio::time::timeout(
+        medfabric_shim::server::SHUTDOWN_GRACE + Duration::from_secs(3),
+        server,
+    )
+    .await;
+    assert!(
+        finished.is_ok(),
+        "the server must stop even though the peer keeps its stream open"
+    );
+    finished.unwrap().unwrap().unwrap();
+    assert!(
+        Endpoint::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .is_err()
+    );
 }

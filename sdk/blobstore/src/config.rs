@@ -14,6 +14,7 @@ use crate::Error;
 /// The in-memory backend used by unit tests is not a configuration: see
 /// [`BlobStore::in_memory`](crate::BlobStore::in_memory).
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant, reason = "built once at start-up")]
 pub enum BlobStoreConfig {
     /// A folder on the local file system (the default for a single hospital node). Objects
     /// are files under `root/objects/sha256/`; writes are fsynced before they are reported
@@ -383,7 +384,8 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let cases: Vec<(fn(&mut S3Config), &str)> = vec![
+        type Mutation = fn(&mut S3Config);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|c| c.bucket = "Upper".into(), "bucket"),
             (|c| c.bucket = "ab".into(), "bucket"),
             (|c| c.bucket = "-abc".into(), "bucket"),

@@ -46,7 +46,7 @@ impl BlobStore {
                 }
             }
         }
-        objects.sort_by(|a, b| a.digest.cmp(&b.digest));
+        objects.sort_by_key(|o| o.digest);
         Ok(objects)
     }
 

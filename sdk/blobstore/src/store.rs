@@ -46,6 +46,7 @@ pub struct BlobStore {
 }
 
 #[derive(Clone, Debug)]
+#[allow(dead_code, reason = "the S3 fields are read by Debug only")]
 pub(crate) enum Backend {
     Memory,
     Local {

@@ -164,7 +164,19 @@ fn parse_url(url: &str) -> Result<(String, u16, String), Error> {
     if host.is_empty() {
         return Err(invalid("empty host"));
     }
-    let port = authority.port_u16().unwrap_or(443);
+    // `Authority::port` is None for a non-numeric port too: read what follows the host.
+    let port = match authority
+        .as_str()
+        .strip_prefix(host)
+        .and_then(|r| r.strip_prefix(':'))
+    {
+        None => 443,
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| invalid("the port is not a number from 1 to 65535"))?,
+    };
     let connect_host = host
         .trim_start_matches('[')
         .trim_end_matches(']')

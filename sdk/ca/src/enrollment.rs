@@ -14,6 +14,20 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Operation};
 use crate::types::CaInfo;
 
+/// `config.yaml` of a written MSP folder: NodeOUs by the OUs Fabric CA puts in certificates
+/// (the identity type), for any CA of the folder.
+const NODE_OUS_CONFIG: &str = "NodeOUs:
+  Enable: true
+  ClientOUIdentifier:
+    OrganizationalUnitIdentifier: client
+  PeerOUIdentifier:
+    OrganizationalUnitIdentifier: peer
+  AdminOUIdentifier:
+    OrganizationalUnitIdentifier: admin
+  OrdererOUIdentifier:
+    OrganizationalUnitIdentifier: orderer
+";
+
 /// The name of the key file written into `keystore/` (what cryptogen writes; the gateway
 /// loads any `*_sk`).
 pub const KEY_FILE_NAME: &str = "priv_sk";
@@ -237,8 +251,10 @@ impl Enrollment {
 
     /// Writes a Fabric MSP folder: `signcerts/cert.pem`, `keystore/priv_sk` (PKCS#8 PEM,
     /// mode 0600 on Unix), the self-signed certificates of the CA chain into
-    /// `cacerts/ca-N.pem` and the others into `intermediatecerts/ca-N.pem`. Existing files of
-    /// those names are replaced; other files are left alone (a second `*_sk` or `*.pem` in
+    /// `cacerts/ca-N.pem` and the others into `intermediatecerts/ca-N.pem`, and, unless one
+    /// exists, a `config.yaml` enabling NodeOUs (client/peer/admin/orderer OUs, as Fabric CA
+    /// sets them), which the peer CLI needs to use the folder as its local MSP. Existing files
+    /// of those names are replaced; other files are left alone (a second `*_sk` or `*.pem` in
     /// `keystore/` or `signcerts/` would confuse loaders, so use a fresh folder).
     ///
     /// # Errors
@@ -273,6 +289,10 @@ impl Enrollment {
                 &folder.join(format!("ca-{n}.pem")),
                 pem_encode("CERTIFICATE", &der).as_bytes(),
             )?;
+        }
+        let config = dir.join("config.yaml");
+        if !config.exists() {
+            write_public(&config, NODE_OUS_CONFIG.as_bytes())?;
         }
         Ok(())
     }

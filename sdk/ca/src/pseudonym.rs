@@ -26,6 +26,9 @@
 //!   pseudonym) sees the real certificate and the pseudonym together: it can link them. So
 //!   can whoever reads its logs, or correlates registration and enrolment times in the CA's
 //!   database (which itself records only the pseudonym, its attributes and the registrar).
+//!   It also knows the enrolment secret and could enrol the pseudonym first; with the
+//!   default single enrolment the user's own enrolment then fails, which shows it. The
+//!   pseudonym's private key is made by the user and never leaves them.
 //! * The **user** keeps the mapping in the wallet.
 //! * The certificate and the ledger show only the pseudonym, the OUs (`client` and the
 //!   affiliation given at registration; by default the registrar's own affiliation, so pick
@@ -589,8 +592,10 @@ impl PseudonymWallet {
         real_enrollment_id: &str,
         relationship: &str,
     ) -> Option<&PseudonymRecord> {
-        self.pseudonyms_of(real_enrollment_id)
-            .find(|r| r.relationship.as_deref() == Some(relationship))
+        self.records.iter().find(|r| {
+            r.real_enrollment_id == real_enrollment_id
+                && r.relationship.as_deref() == Some(relationship)
+        })
     }
 
     /// Every record, in insertion order.

@@ -322,4 +322,42 @@ mod tests {
             .is_ok()
         );
     }
+
+    proptest::proptest! {
+        /// Whatever a server (or something posing as one) answers, parsing returns.
+        #[test]
+        fn arbitrary_answers_never_panic(
+            status in 0u16..1000,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+        ) {
+            let _ = parse_envelope::<serde_json::Value>(Operation::Enroll, status, &body);
+        }
+
+        #[test]
+        fn arbitrary_envelopes_are_classified(
+            status in 100u16..600,
+            success in proptest::bool::ANY,
+            codes in proptest::collection::vec(-5i64..100, 0..4),
+            message in "\\PC{0,40}",
+        ) {
+            let errors: Vec<_> = codes
+                .iter()
+                .map(|c| serde_json::json!({"code": c, "message": message}))
+                .collect();
+            let body = serde_json::json!({"success": success, "result": {"secret": "s"}, "errors": errors});
+            let result =
+                parse_envelope::<Secret>(Operation::Register, status, body.to_string().as_bytes());
+            if !codes.is_empty() {
+                let refused = matches!(&result, Err(Error::Server { errors, .. })
+                    if errors.iter().map(|e| e.code).eq(codes.iter().copied()));
+                proptest::prop_assert!(refused);
+            } else if status >= 400 || !success {
+                let refused =
+                    matches!(&result, Err(Error::Server { errors, .. }) if errors.is_empty());
+                proptest::prop_assert!(refused);
+            } else {
+                proptest::prop_assert!(result.is_ok());
+            }
+        }
+    }
 }

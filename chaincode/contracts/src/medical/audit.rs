@@ -214,7 +214,8 @@ fn list(
     };
     // The range [prefix, prefix with its last byte ('/') raised by one).
     let end = format!("{}0", &prefix[..prefix.len() - 1]);
-    if !bookmark.0.is_empty() && !(bookmark.0.starts_with(&prefix) && bookmark.0 < end) {
+    let in_listing = bookmark.0.starts_with(&prefix) && bookmark.0 < end;
+    if !bookmark.0.is_empty() && !in_listing {
         return Err(bad("argument bookmark does not belong to this listing"));
     }
     let page = ledger.get_state_by_range_page(&prefix, &end, page_size.0, &bookmark.0)?;

@@ -124,12 +124,12 @@ fn read_signature_body(r: &mut Reader<'_>, claim: &CesClaim<'_>) -> Result<u32, 
     if leaf_count == 0 || leaf_count > MAX_LEAVES {
         return Err(format!("leaf count {leaf_count} is out of range"));
     }
-    if let Some(expected) = claim.leaf_count {
-        if leaf_count != expected {
-            return Err(format!(
-                "signs {leaf_count} sections, the record has {expected}"
-            ));
-        }
+    if let Some(expected) = claim.leaf_count
+        && leaf_count != expected
+    {
+        return Err(format!(
+            "signs {leaf_count} sections, the record has {expected}"
+        ));
     }
     r.take(32)?; // root
     // Extraction policy: rules referring to section indices.

@@ -7,7 +7,7 @@ use medfabric_shim::error::ContractError;
 use medfabric_shim::ledger::{Ledger, TxTimestamp};
 
 use super::Config;
-use super::input::{Fingerprint, Purpose, bad, denied};
+use super::input::{Purpose, bad, denied};
 
 /// Which of the two channels a transaction belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,9 +228,4 @@ fn list(attributes: &AttributeSet) -> String {
     } else {
         names.join(", ")
     }
-}
-
-/// A pseudonym argument compared with the caller.
-pub(crate) fn is_caller(caller: &Caller, pseudonym: &Fingerprint) -> bool {
-    caller.is(pseudonym.as_str())
 }

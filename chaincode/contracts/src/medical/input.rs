@@ -399,7 +399,7 @@ impl<'de, const MAX: usize> Deserialize<'de> for Bytes<MAX> {
         // Bound the text before decoding it.
         if text.len() > MAX.div_ceil(3) * 4 {
             return Err(serde::de::Error::custom(format!(
-                "base64 value is {} characters, more than {MAX} bytes can take",
+                "base64 value of {} characters decodes to more than {MAX} bytes",
                 text.len()
             )));
         }
@@ -516,7 +516,20 @@ impl<T: ArgSpec> FromArg for Input<T> {
                 T::MAX_BYTES
             )));
         }
-        let value: T = serde_json::from_slice(bytes)
+        let mut decoder = serde_json::Deserializer::from_slice(bytes);
+        let value: T = serde_path_to_error::deserialize(&mut decoder).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                bad(format!("argument {name} is not valid: {}", e.into_inner()))
+            } else {
+                bad(format!(
+                    "argument {name} is not valid: field {path}: {}",
+                    e.into_inner()
+                ))
+            }
+        })?;
+        decoder
+            .end()
             .map_err(|e| bad(format!("argument {name} is not valid: {e}")))?;
         value
             .check()

@@ -200,11 +200,12 @@ fn set(
         )?;
     }
     let previous = current(ledger, name)?;
-    if let Some(p) = &previous {
-        if !p.retired && p.policy == policy {
-            // Unchanged: nothing to write, no event.
-            return Ok(p.clone());
-        }
+    if let Some(p) = &previous
+        && !p.retired
+        && p.policy == policy
+    {
+        // Unchanged: nothing to write, no event.
+        return Ok(p.clone());
     }
     let entry = new_version(
         ledger,

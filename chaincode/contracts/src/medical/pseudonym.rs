@@ -71,6 +71,9 @@ pub struct PseudonymRegistration {
     pub pseudonym: String,
     /// Its MSP.
     pub msp: String,
+    /// The certificate's subject CN (a pseudonym certificate's CN is the pseudonym name the CA
+    /// registered, e.g. `pn-…`), if any.
+    pub common_name: Option<String>,
     /// Its certified attributes (sorted), as policies see them.
     pub attributes: Vec<String>,
     /// Certificate validity.
@@ -223,6 +226,7 @@ fn register(
     let registration = PseudonymRegistration {
         pseudonym: pseudonym.clone(),
         msp: caller.msp().to_owned(),
+        common_name: caller.identity().common_name().map(str::to_owned),
         attributes: caller
             .attributes()
             .iter()

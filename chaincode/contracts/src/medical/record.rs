@@ -428,7 +428,7 @@ fn check_ces(
     config
         .ces
         .check_signature(&claim, input.ces_signature.as_bytes())
-        .map_err(|e| bad(format!("cesSignature: {e}")))
+        .map_err(|e| bad(format!("argument record: cesSignature: {e}")))
 }
 
 fn check_owner(

@@ -83,13 +83,13 @@ impl ArgSpec for PublishInput {
         if !self.sections.windows(2).all(|w| w[0].index < w[1].index) {
             return Err("sections must be listed in strictly increasing index order".into());
         }
-        if let Some(seconds) = self.auto_grant_seconds {
-            if !(1..=limits::MAX_GRANT_SECONDS).contains(&seconds) {
-                return Err(format!(
-                    "autoGrantSeconds must be 1 to {}, got {seconds}",
-                    limits::MAX_GRANT_SECONDS
-                ));
-            }
+        if let Some(seconds) = self.auto_grant_seconds
+            && !(1..=limits::MAX_GRANT_SECONDS).contains(&seconds)
+        {
+            return Err(format!(
+                "autoGrantSeconds must be 1 to {}, got {seconds}",
+                limits::MAX_GRANT_SECONDS
+            ));
         }
         for s in &self.sections {
             if s.cpabe.is_some() && !self.policy.is_monotone() {
@@ -433,6 +433,8 @@ pub enum SharingRelease {
     /// To the grantee: where the ciphertext is and the key material of the shared sections.
     #[serde(rename_all = "camelCase")]
     Grantee {
+        /// The grant (boxed: it is much larger than a proxy's release).
+        terms: Box<GrantTerms>,
         /// Request id.
         request_id: String,
         /// Record id.
@@ -445,8 +447,6 @@ pub enum SharingRelease {
         sections: Vec<ShareSection>,
         /// CES extraction proof.
         extraction_proof: ExtractionProof,
-        /// The grant.
-        terms: GrantTerms,
         /// The ticket redeemed.
         ticket: String,
     },
@@ -908,14 +908,14 @@ fn check_grant(
     let caller = Caller::of(ledger)?;
     let request = load_request(ledger, request_id.as_str())?;
     let share = load_share(ledger, &request.share_id)?;
-    if let Some(grant) = &request.grant {
-        if proxy_of(&caller, grant).is_none() {
-            return Err(denied(format!(
-                "{} is not a proxy of the grant of request {}",
-                caller.describe(),
-                request.request_id
-            )));
-        }
+    if let Some(grant) = &request.grant
+        && proxy_of(&caller, grant).is_none()
+    {
+        return Err(denied(format!(
+            "{} is not a proxy of the grant of request {}",
+            caller.describe(),
+            request.request_id
+        )));
     }
     let grant = grant_in_force(&caller, &share, &request)?;
     let t = ticket::issue(
@@ -1054,7 +1054,7 @@ fn fetch(
             location: share.location.to_string(),
             sections,
             extraction_proof: share.extraction_proof.clone(),
-            terms: grant.terms.clone(),
+            terms: Box::new(grant.terms.clone()),
             ticket: ticket.ticket,
         },
     })

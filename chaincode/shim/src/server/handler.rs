@@ -180,6 +180,17 @@ impl Session {
     }
 }
 
+impl Drop for Session {
+    /// Whether the stream ended or the server is shutting down, every transaction still waiting
+    /// for an answer is woken with a closed channel and fails cleanly.
+    fn drop(&mut self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
 fn error_message(request: &ChaincodeMessage, why: String) -> ChaincodeMessage {
     ChaincodeMessage {
         r#type: Type::Error as i32,

@@ -23,6 +23,10 @@ use medfabric_protos::protos::chaincode_server::{Chaincode as ChaincodeRpc, Chai
 use crate::chaincode::Chaincode;
 use crate::error::ServerError;
 
+/// How long in-flight transactions get to finish after a shutdown request. Peer streams never
+/// end on their own, so waiting for every connection to close would never return.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Largest gRPC message accepted or sent; the peer's own default.
 const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
 
@@ -178,7 +182,9 @@ pub async fn serve_on(
         chaincode,
     };
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), tls = ?config.tls, chaincode_id = %config.chaincode_id, "chaincode server listening");
-    builder
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut stop_accepting = stopped.clone();
+    let server = builder
         .add_service(
             ChaincodeServer::new(service)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -188,9 +194,23 @@ pub async fn serve_on(
         // to every ledger round trip.
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await?;
+            async move {
+                let _ = stop_accepting.wait_for(|stop| *stop).await;
+            },
+        );
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.map_err(ServerError::from),
+        () = shutdown => {}
+    }
+    let _ = stop.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+        .await
+        .is_err()
+    {
+        tracing::info!("closing the remaining peer streams");
+    }
+    drop(stopped);
     Ok(())
 }
 

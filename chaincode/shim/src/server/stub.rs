@@ -22,6 +22,10 @@ use crate::ledger::{
     ChaincodeResponse, Creator, KeyModification, KeyValue, Ledger, Page, QueryIter, TxTimestamp,
 };
 
+/// Longest wait for the peer to answer one request. The peer gives up on a transaction long
+/// before (its execute timeout is 30 s by default); this only bounds a thread's life.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Fabric's shim starts an open-ended range just after the composite-key namespace.
 const EMPTY_KEY_SUBSTITUTE: &str = "\u{1}";
 
@@ -78,7 +82,10 @@ impl PeerLedger {
         self.outbound
             .send(request)
             .map_err(|_| LedgerError::Disconnected)?;
-        let answer = self.answers.recv().map_err(|_| LedgerError::Disconnected)?;
+        let answer = self
+            .answers
+            .recv_timeout(ANSWER_TIMEOUT)
+            .map_err(|_| LedgerError::Disconnected)?;
         match Type::try_from(answer.r#type) {
             Ok(Type::Response) => Ok(answer.payload),
             Ok(Type::Error) => Err(LedgerError::Peer(

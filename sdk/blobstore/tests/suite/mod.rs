@@ -95,8 +95,8 @@ macro_rules! blobstore_suite {
             )]
         ]);
     };
-    (@cases $fixture:ident [$($attr:tt)*]) => {
-        $crate::blobstore_suite!(@each $fixture [$($attr)*]
+    (@cases $fixture:ident $attrs:tt) => {
+        $crate::blobstore_suite!(@each $fixture $attrs
             round_trip_small
             round_trip_empty
             round_trip_large_streamed_with_bounded_memory
@@ -116,15 +116,16 @@ macro_rules! blobstore_suite {
             temporary_upload_cleanup
         );
     };
-    (@each $fixture:ident [$($attr:tt)*] $($case:ident)*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            $($attr)*
-            async fn $case() {
-                let fixture = $fixture(stringify!($case)).await;
-                $crate::suite::$case(&fixture).await;
-            }
-        )*
+    (@each $fixture:ident $attrs:tt $($case:ident)*) => {
+        $( $crate::blobstore_suite!(@one $fixture $attrs $case); )*
+    };
+    (@one $fixture:ident [$($attr:tt)*] $case:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $($attr)*
+        async fn $case() {
+            let fixture = $fixture(stringify!($case)).await;
+            $crate::suite::$case(&fixture).await;
+        }
     };
 }
 
