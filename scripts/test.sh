@@ -33,6 +33,15 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "unit, property, decoder-smoke and in-memory tests"
 cargo test --workspace --locked
 
+step "fuzz targets: a short smoke run of each (cargo-fuzz, nightly)"
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+for crate in chaincode/policy sdk/crypto sdk/gateway; do
+  for target in $(cd "$crate" && cargo +nightly fuzz list); do
+    (cd "$crate" && cargo +nightly fuzz run "$target" -- -max_total_time=10 -print_final_stats=0 2>&1 | tail -n 2)
+  done
+done
+
 step "benchmarks compile"
 cargo bench --workspace --locked --no-run
 
@@ -67,6 +76,9 @@ cargo test --locked -p medfabric-contracts --test conformance_peer -- --ignored
 
 step "gateway SDK against the real network"
 MEDFABRIC_REAL_NETWORK=1 cargo test --locked -p medfabric-gateway --test real_network -- --include-ignored
+
+step "Fabric CA users and pseudonyms accepted by the peers"
+MEDFABRIC_REAL_NETWORK=1 cargo test --locked -p medfabric-ca --test test_network_ca
 
 step "chaincode server restart"
 test-network/tests/chaincode-restart.sh

@@ -204,6 +204,16 @@ impl BlobStore {
         })
     }
 
+    /// Reads the stored object `digest` through and checks it is `expected_size` bytes hashing
+    /// to `digest`, keeping nothing (bounded memory): for audits and `medfabric gc --verify`.
+    pub async fn verify_stored(&self, digest: &Digest, expected_size: u64) -> Result<(), Error> {
+        let mut stream = self.get_verified_stream(digest, expected_size).await?;
+        while let Some(chunk) = stream.next().await {
+            chunk?;
+        }
+        Ok(())
+    }
+
     /// Downloads the whole object `digest` into memory and returns it only if it is
     /// `expected_size` bytes hashing to `digest`. Memory use is the object size; for large
     /// attachments prefer [`get_verified_stream`](Self::get_verified_stream) or

@@ -111,11 +111,10 @@ impl BlobStore {
         }
     }
 
-    /// Removes temporary uploads last written more than `older_than` ago (left by crashed or
-    /// cancelled uploads; a running upload rewrites its temporary object continuously, so use
-    /// an age well above the longest upload, e.g. a day). In the local folder this also removes
-    /// the backend's own staging files (`<key>#<n>`) of the same age. Returns how many were
-    /// removed.
+    /// Removes temporary uploads last written more than `older_than` ago, left by crashed or
+    /// cancelled uploads, and returns how many were removed. In the local folder this includes
+    /// the backend's own staging files (`<key>#<n>`, invisible to listings), which a running
+    /// upload writes throughout: use an age well above the longest upload (e.g. a day).
     ///
     /// Incomplete S3 multipart uploads are not objects and are not listed: they expire on the
     /// server (MinIO: 24 h by default; AWS: an `AbortIncompleteMultipartUpload` lifecycle rule).

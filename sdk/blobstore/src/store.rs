@@ -474,21 +474,13 @@ impl BlobStore {
         }
     }
 
-    /// Reads back the object already stored under `digest` and checks it is `size` bytes
-    /// hashing to `digest`.
+    /// [`verify_stored`](Self::verify_stored), reporting a mismatch as an existing object
+    /// that does not match its content key.
     async fn verify_existing(&self, digest: &Digest, size: u64) -> Result<(), Error> {
-        let mismatch = |e: Error| match e {
+        self.verify_stored(digest, size).await.map_err(|e| match e {
             Error::Verify { digest, failure } => Error::ExistingObjectMismatch { digest, failure },
             other => other,
-        };
-        let mut stream = self
-            .get_verified_stream(digest, size)
-            .await
-            .map_err(mismatch)?;
-        while let Some(chunk) = stream.next().await {
-            chunk.map_err(mismatch)?;
-        }
-        Ok(())
+        })
     }
 }
 

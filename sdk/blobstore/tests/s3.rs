@@ -169,7 +169,7 @@ async fn debug_output_masks_the_secret() {
         "{text}"
     );
     let store = BlobStore::open(&BlobStoreConfig::S3(config)).unwrap();
-    let text = format!("{store:?}");
+    let text = format!("{store:?} {:?}", store.unverified_object_store());
     assert!(
         !text.contains(&shared_server()["MEDFABRIC_S3_SECRET_ACCESS_KEY"]),
         "{text}"

@@ -359,6 +359,7 @@ async fn assert_round_trip(f: &Fixture, data: &[u8], receipt_digest: &Digest) {
 
     let stat = f.store.stat(receipt_digest).await.unwrap().unwrap();
     assert_eq!(stat.size, size);
+    f.store.verify_stored(receipt_digest, size).await.unwrap();
 }
 
 pub async fn round_trip_small(f: &Fixture) {
@@ -589,6 +590,10 @@ pub async fn tampered_object_detected_before_release(f: &Fixture) {
         "temp file removed"
     );
     assert!(err.to_string().contains("verification"), "{err}");
+    assert!(matches!(
+        f.store.verify_stored(&receipt.digest, receipt.size).await,
+        Err(Error::Verify { .. })
+    ));
 }
 
 pub async fn tampered_large_object_fails_on_the_last_chunk(f: &Fixture) {

@@ -1,0 +1,478 @@
+//! Benchmarks of the medical chaincode on the real test network (issue 5); prints one JSON
+//! object.
+//!
+//! ```sh
+//! test-network/network.sh up
+//! test-network/network.sh deploy --name medfabric --binary target/release/medfabric-chaincode \
+//!     --channels "storage sharing" --port 9997 --collections collections/medfabric.json
+//! test-network/network.sh deploy        # asset-transfer-basic as `basic` (port 9999)
+//! cargo run --release -p medfabric-contracts --example bench_medical -- [options]
+//! ```
+//!
+//! Options: `--reps R` (latency samples per share size, default 30), `--baseline-reps B`
+//! (runs of the 64-transaction baselines, default 3), `--n N` and `--concurrency C`
+//! (throughput: N submits, C in flight, defaults 200 and 50), `--rounds K` (throughput rounds
+//! per chaincode, alternated, default 3). Network folder and chaincode names as in
+//! `tests/peer_network/mod.rs` (`MEDFABRIC_STATE` / `MEDFABRIC_NETWORK_DIR`,
+//! `MEDFABRIC_MEDICAL_CHAINCODE`, `MEDFABRIC_BASIC_CHAINCODE`).
+//!
+//! What is measured (every submit is the full client flow of medfabric-gateway: endorse on
+//! the peers the gateway picks for the endorsement policy, submit to the orderer, wait for the
+//! commit status from the client's own peer):
+//!
+//! (a) **Request latency.** A researcher (ResearchMSP, `role=researcher`) sends one
+//!     `Sharing:Request` (one transaction) for a share of 1 section and for a share of 64
+//!     sections (the chaincode's maximum) of the same 64-section record; samples alternate
+//!     between the two shares. Each section carries a 98-byte PRE capsule and a 200-byte
+//!     CP-ABE ciphertext. Reported: median, mean, p90 per size and `request64 / request1` of
+//!     the medians (target <= 1.1).
+//!
+//!     **Baseline (BPDS model: one transaction per section).** The same request for 64
+//!     sections made as 64 *sequential* transactions, one per section, each carrying that
+//!     section's request data. Modelled with asset-transfer-basic `CreateAsset(id, color,
+//!     size, owner, appraisedValue)`: `id` = request id + section index, `color` = section id,
+//!     `size` = section index, `owner` = the per-section request as JSON (request id, share
+//!     id, purpose, grantee key, section id, index, PRE capsule, CP-ABE ciphertext; about
+//!     550 bytes), `appraisedValue` = 0. Sequential because each BPDS step waits for the
+//!     previous commit. Reported: total time of the 64 transactions and `baseline64 /
+//!     request64` (median of the baseline runs over the median 64-section request). A second
+//!     baseline does the same with the medical chaincode itself: 64 sequential
+//!     `Sharing:Request`s, one per one-section share of the same record (published
+//!     beforehand), i.e. per-section requests with the same policy check and audit entry.
+//!
+//! (b) **Record-index creation throughput.** N `Record:Create` (a five-section manifest, as
+//!     in the tests: about 3.4 KB of JSON) by a Hospital1 physician, C in flight, against N
+//!     asset-transfer-basic `CreateAsset(id, "blue", "5", "Tom", "300")` by the same identity
+//!     on the same channel (`storage`), alternated for K rounds in the same run. Throughput
+//!     = committed-valid transactions / wall time from the first proposal to the last commit
+//!     status. Reported per round and `record / basic` of the medians (target >= 0.8).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/medical/mod.rs"]
+mod medical;
+#[path = "../tests/peer_network/mod.rs"]
+mod peer_network;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use medfabric_contracts::medical::ces::fixtures;
+use medfabric_gateway::Contract;
+use medical::{Backend, Call, Channel, SHARE_POLICY, User, b64, call};
+use peer_network::{PeerBackend, basic_chaincode, error_text, submit_call};
+use serde_json::{Value, json};
+
+const SECTIONS: u32 = 64;
+
+struct Options {
+    reps: usize,
+    baseline_reps: usize,
+    n: usize,
+    concurrency: usize,
+    rounds: usize,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        reps: 30,
+        baseline_reps: 3,
+        n: 200,
+        concurrency: 50,
+        rounds: 3,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = || -> usize {
+            args.get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{} needs a number", args[i]))
+        };
+        match args[i].as_str() {
+            "--reps" => o.reps = value(),
+            "--baseline-reps" => o.baseline_reps = value(),
+            "--n" => o.n = value(),
+            "--concurrency" => o.concurrency = value(),
+            "--rounds" => o.rounds = value(),
+            other => panic!(
+                "unknown option {other}; options: --reps R --baseline-reps B --n N --concurrency C --rounds K"
+            ),
+        }
+        i += 2;
+    }
+    assert!(o.reps > 0 && o.baseline_reps > 0 && o.n > 0 && o.concurrency > 0 && o.rounds > 0);
+    o
+}
+
+fn section(i: u32) -> Value {
+    json!({
+        "id": format!("section-{i:02}"),
+        "index": i,
+        "preCapsule": b64(&[i as u8 + 1; 98]),
+        "cpabe": b64(&[0xCB; 200]),
+    })
+}
+
+fn share(share_id: &str, record_id: &str, indices: &[u32]) -> Value {
+    json!({
+        "shareId": share_id,
+        "recordId": record_id,
+        "recordVersion": 1,
+        "location": format!("s3://medfabric-records/{record_id}/v1"),
+        "sections": indices.iter().map(|i| section(*i)).collect::<Vec<_>>(),
+        "extractionProof": b64(&fixtures::subset_proof(record_id, 1, SECTIONS, indices)),
+        "policy": SHARE_POLICY,
+    })
+}
+
+fn request(request_id: &str, share_id: &str) -> String {
+    medical::request_json(request_id, share_id, "research").to_string()
+}
+
+/// Milliseconds.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn stats(samples: &[f64]) -> Value {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    let pick = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
+    let mean = s.iter().sum::<f64>() / s.len() as f64;
+    json!({
+        "n": s.len(),
+        "median": r3(pick(0.5)),
+        "mean": r3(mean),
+        "p90": r3(pick(0.9)),
+        "min": r3(s[0]),
+        "max": r3(s[s.len() - 1]),
+    })
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn r3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// One submit (no peer synchronisation), timed; panics on failure.
+async fn timed_submit(contract: &Contract, c: &Call) -> Duration {
+    let start = Instant::now();
+    if let Err((e, _)) = submit_call(contract, c).await {
+        panic!("{} failed: {}", c.function, error_text(&e));
+    }
+    start.elapsed()
+}
+
+/// N submits with C in flight; returns (wall time, successes, first errors, highest block).
+async fn burst(
+    contract: &Contract,
+    calls: Vec<Call>,
+    concurrency: usize,
+) -> (Duration, usize, Vec<String>, u64) {
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    for c in calls {
+        let permit = semaphore.clone().acquire_owned().await.unwrap();
+        let contract = contract.clone();
+        tasks.spawn(async move {
+            let result = submit_call(&contract, &c).await;
+            drop(permit);
+            result
+                .map(|o| o.block_number)
+                .map_err(|(e, _)| error_text(&e))
+        });
+    }
+    let mut ok = 0;
+    let mut errors = Vec::new();
+    let mut last_block = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            Ok(block) => {
+                ok += 1;
+                last_block = last_block.max(block);
+            }
+            Err(e) if errors.len() < 5 => errors.push(e),
+            Err(_) => {}
+        }
+    }
+    (start.elapsed(), ok, errors, last_block)
+}
+
+fn machine() -> Value {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned());
+    let mem_kib = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned));
+    let network_env: serde_json::Map<String, Value> = read(
+        &peer_network::network_dir()
+            .join("network.env")
+            .display()
+            .to_string(),
+    )
+    .lines()
+    .filter_map(|l| l.split_once('='))
+    .map(|(k, v)| (k.to_owned(), json!(v)))
+    .collect();
+    json!({
+        "cpuModel": model,
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "memTotalKiB": mem_kib,
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+        "loadAverage": read("/proc/loadavg").trim(),
+        "network": network_env,
+    })
+}
+
+fn main() {
+    let o = options();
+    let machine_before = machine();
+    let mut b = PeerBackend::new();
+    medical::setup(&mut b);
+    let run = format!("bench{}", b.run);
+    let patient = b.fingerprint(User::Patient);
+    let researcher = b.fingerprint(User::Researcher);
+    eprintln!("[bench] run {run}: identities enrolled, channels initialised");
+
+    // ---- (a) request latency, 1 vs 64 sections --------------------------------------------
+    let record_id = format!("{run}-rec64");
+    let all: Vec<u32> = (0..SECTIONS).collect();
+    let share1 = format!("{run}-share1");
+    let share64 = format!("{run}-share64");
+    for (id, indices) in [(&share1, &all[..1]), (&share64, &all[..])] {
+        let s = share(id, &record_id, indices).to_string();
+        medical::submit_ok(
+            &mut b,
+            Channel::Sharing,
+            User::Patient,
+            call("Sharing:Publish", &[&s]),
+        );
+    }
+    let share64_bytes = share(&share64, &record_id, &all).to_string().len();
+    let requester = b.contract(Channel::Sharing, User::Researcher);
+    let warmup = 3;
+    let (mut one, mut sixty_four) = (Vec::new(), Vec::new());
+    b.runtime.block_on(async {
+        for rep in 0..(o.reps + warmup) {
+            let order = if rep % 2 == 0 {
+                [(&share1, 1), (&share64, 64)]
+            } else {
+                [(&share64, 64), (&share1, 1)]
+            };
+            for (share_id, size) in order {
+                let id = format!("{run}-lat{size}-{rep}");
+                let c = call("Sharing:Request", &[&request(&id, share_id)]);
+                let took = ms(timed_submit(&requester, &c).await);
+                if rep >= warmup {
+                    (if size == 1 { &mut one } else { &mut sixty_four }).push(took);
+                }
+            }
+        }
+    });
+    eprintln!(
+        "[bench] request latency: 1 section {:.1} ms, 64 sections {:.1} ms (medians)",
+        median(&one),
+        median(&sixty_four)
+    );
+
+    // Baseline 1: 64 sequential asset-transfer-basic CreateAssets, one per section.
+    let basic_sharing = b.users[&User::Researcher]
+        .gateway
+        .network("sharing")
+        .contract(basic_chaincode(), None);
+    let mut baseline_basic = Vec::new();
+    let mut baseline_tx_bytes = 0;
+    b.runtime.block_on(async {
+        for rep in 0..o.baseline_reps {
+            let request_id = format!("{run}-bpds-{rep}");
+            let start = Instant::now();
+            for i in 0..SECTIONS {
+                let per_section = json!({
+                    "requestId": request_id,
+                    "shareId": share64,
+                    "purpose": "research",
+                    "granteeKey": b64(&[0x02; 33]),
+                    "requester": researcher,
+                    "section": section(i),
+                })
+                .to_string();
+                baseline_tx_bytes = per_section.len();
+                let c = call(
+                    "CreateAsset",
+                    &[
+                        &format!("{request_id}-s{i:02}"),
+                        &format!("section-{i:02}"),
+                        &i.to_string(),
+                        &per_section,
+                        "0",
+                    ],
+                );
+                timed_submit(&basic_sharing, &c).await;
+            }
+            baseline_basic.push(ms(start.elapsed()));
+        }
+    });
+    eprintln!(
+        "[bench] baseline (64 x CreateAsset): {:.0} ms (median)",
+        median(&baseline_basic)
+    );
+
+    // Baseline 2: 64 sequential Sharing:Requests, one per one-section share.
+    let single_shares: Vec<String> = (0..SECTIONS)
+        .map(|i| format!("{run}-single{i:02}"))
+        .collect();
+    let publisher = b.contract(Channel::Sharing, User::Patient);
+    let publishes: Vec<Call> = single_shares
+        .iter()
+        .zip(0u32..)
+        .map(|(id, i)| {
+            call(
+                "Sharing:Publish",
+                &[&share(id, &record_id, &[i]).to_string()],
+            )
+        })
+        .collect();
+    let (_, published, errors, last_block) = b.runtime.block_on(burst(&publisher, publishes, 16));
+    assert_eq!(
+        published, SECTIONS as usize,
+        "publishing one-section shares: {errors:?}"
+    );
+    // Every peer has the shares before the researcher's requests are endorsed.
+    b.sync(Channel::Sharing, last_block);
+    let mut baseline_medical = Vec::new();
+    b.runtime.block_on(async {
+        for rep in 0..o.baseline_reps {
+            let start = Instant::now();
+            for (i, share_id) in single_shares.iter().enumerate() {
+                let id = format!("{run}-per-section-{rep}-{i:02}");
+                let c = call("Sharing:Request", &[&request(&id, share_id)]);
+                timed_submit(&requester, &c).await;
+            }
+            baseline_medical.push(ms(start.elapsed()));
+        }
+    });
+    eprintln!(
+        "[bench] baseline (64 x Sharing:Request on one-section shares): {:.0} ms (median)",
+        median(&baseline_medical)
+    );
+
+    // ---- (b) record-index creation throughput vs CreateAsset ------------------------------
+    let physician = b.contract(Channel::Storage, User::Physician);
+    let basic_storage = b.users[&User::Physician]
+        .gateway
+        .network("storage")
+        .contract(basic_chaincode(), None);
+    let record_bytes = medical::record_json(&format!("{run}-tp-0-0"), 1, &patient)
+        .to_string()
+        .len();
+    let mut rounds = Vec::new();
+    let (mut record_tps, mut basic_tps) = (Vec::new(), Vec::new());
+    for round in 0..o.rounds {
+        // Alternate which goes first.
+        let order = if round % 2 == 0 {
+            ["basic", "record"]
+        } else {
+            ["record", "basic"]
+        };
+        for which in order {
+            let (contract, calls): (&Contract, Vec<Call>) = if which == "record" {
+                let calls = (0..o.n)
+                    .map(|i| {
+                        let r = medical::record_json(&format!("{run}-tp-{round}-{i}"), 1, &patient);
+                        call("Record:Create", &[&r.to_string()])
+                    })
+                    .collect();
+                (&physician, calls)
+            } else {
+                let calls = (0..o.n)
+                    .map(|i| {
+                        call(
+                            "CreateAsset",
+                            &[
+                                &format!("{run}-asset-{round}-{i}"),
+                                "blue",
+                                "5",
+                                "Tom",
+                                "300",
+                            ],
+                        )
+                    })
+                    .collect();
+                (&basic_storage, calls)
+            };
+            let (wall, ok, errors, _) = b.runtime.block_on(burst(contract, calls, o.concurrency));
+            let tps = ok as f64 / wall.as_secs_f64();
+            eprintln!(
+                "[bench] round {round} {which}: {ok}/{} committed in {:.2} s = {tps:.1} tx/s {errors:?}",
+                o.n,
+                wall.as_secs_f64()
+            );
+            assert!(errors.is_empty(), "{which} round {round}: {errors:?}");
+            (if which == "record" {
+                &mut record_tps
+            } else {
+                &mut basic_tps
+            })
+            .push(tps);
+            rounds.push(json!({
+                "round": round,
+                "chaincode": which,
+                "committed": ok,
+                "wallSeconds": r3(wall.as_secs_f64()),
+                "tps": r3(tps),
+            }));
+        }
+    }
+
+    let request1 = median(&one);
+    let request64 = median(&sixty_four);
+    let report = json!({
+        "run": run,
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "options": {"reps": o.reps, "warmup": warmup, "baselineReps": o.baseline_reps, "n": o.n, "concurrency": o.concurrency, "rounds": o.rounds},
+        "chaincodes": {"medical": b.chaincode, "basic": basic_chaincode()},
+        "machineBefore": machine_before,
+        "machineAfter": machine(),
+        "requestLatencyMs": {
+            "sections1": stats(&one),
+            "sections64": stats(&sixty_four),
+            "share64ArgumentBytes": share64_bytes,
+            "ratioRequest64OverRequest1": r3(request64 / request1),
+            "target": "<= 1.1",
+        },
+        "baselinePerSectionMs": {
+            "createAsset64Sequential": stats(&baseline_basic),
+            "createAssetOwnerBytes": baseline_tx_bytes,
+            "sharingRequest64Sequential": stats(&baseline_medical),
+            "ratioBaselineCreateAsset64OverRequest64": r3(median(&baseline_basic) / request64),
+            "ratioBaselineSharingRequest64OverRequest64": r3(median(&baseline_medical) / request64),
+        },
+        "throughput": {
+            "recordCreateArgumentBytes": record_bytes,
+            "rounds": rounds,
+            "recordCreateTps": stats(&record_tps),
+            "basicCreateAssetTps": stats(&basic_tps),
+            "ratioRecordOverBasic": r3(median(&record_tps) / median(&basic_tps)),
+            "target": ">= 0.8",
+        },
+    });
+    println!("{}", serde_json::to_string_pretty(&report).unwrap());
+}
