@@ -12,9 +12,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use medfabric_gateway::{ChannelBuilder, Gateway, load_msp_dir};
+use medfabric_gateway::ConnectionProfile;
 use serde_json::{Value, json};
 
 struct Options {
@@ -74,51 +74,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn run(o: Options) -> Result<Value, String> {
-    let profile_path = o.network.join("connection").join(format!("{}.json", o.org));
-    let profile: Value =
-        serde_json::from_str(&std::fs::read_to_string(&profile_path).map_err(|e| {
-            format!(
-                "cannot read {}: {e} (is the test network up?)",
-                profile_path.display()
-            )
-        })?)
-        .map_err(|e| format!("{}: {e}", profile_path.display()))?;
-    let org_name = profile["client"]["organization"]
-        .as_str()
-        .ok_or("profile has no client.organization")?;
-    let organization = &profile["organizations"][org_name];
-    let msp_id = organization["mspid"]
-        .as_str()
-        .ok_or("profile has no mspid")?;
-    let peer_name = organization["peers"][0]
-        .as_str()
-        .ok_or("profile lists no peer")?;
-    let peer = &profile["peers"][peer_name];
-    let url = peer["url"].as_str().ok_or("peer has no url")?;
-    let address = url
-        .split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .to_owned();
-    let tls_ca = std::fs::read(
-        peer["tlsCACerts"]["path"]
-            .as_str()
-            .ok_or("peer has no TLS CA")?,
-    )
-    .map_err(|e| format!("TLS CA: {e}"))?;
-    let msp_dir = PathBuf::from(
-        organization["users"][&o.user]["mspDir"]
-            .as_str()
-            .ok_or("no such user")?,
+    let profile =
+        ConnectionProfile::load_from_network_dir(&o.network, &o.org).map_err(|e| e.to_string())?;
+    let gateway = Arc::new(
+        profile
+            .connect(&o.user, SystemTime::now())
+            .await
+            .map_err(|e| e.to_string())?,
     );
-    let (identity, signer) =
-        load_msp_dir(msp_id, &msp_dir, SystemTime::now()).map_err(|e| e.to_string())?;
-    let channel = ChannelBuilder::new(address, tls_ca)
-        .server_name_override(peer_name.to_owned())
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .map_err(|e| e.to_string())?;
-    let gateway = Arc::new(Gateway::connect(identity, signer, channel).map_err(|e| e.to_string())?);
     let run = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|e| e.to_string())?

@@ -115,6 +115,15 @@ pub enum Error {
     /// An argument was rejected (the message says which and why).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// A connection profile could not be read or lacks what the client needs.
+    #[error("connection profile {path}: {reason}")]
+    Profile {
+        /// The profile file.
+        path: PathBuf,
+        /// What is wrong, and what to do about it.
+        reason: String,
+    },
 }
 
 impl Error {
