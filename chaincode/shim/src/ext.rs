@@ -87,6 +87,27 @@ pub(crate) fn validate_collection(collection: &str) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// Arguments of a private data operation: a collection and a non-empty key.
+pub(crate) fn validate_private(collection: &str, key: &str) -> Result<(), LedgerError> {
+    validate_collection(collection)?;
+    validate_key(key)
+}
+
+/// Arguments of a private data write: Fabric refuses empty private values.
+pub(crate) fn validate_private_write(
+    collection: &str,
+    key: &str,
+    value: &[u8],
+) -> Result<(), LedgerError> {
+    validate_private(collection, key)?;
+    if value.is_empty() {
+        return Err(LedgerError::InvalidKey(format!(
+            "private value of {key:?} must not be empty"
+        )));
+    }
+    Ok(())
+}
+
 /// The range `[start, end)` covering every composite key that begins with the given parts.
 pub fn partial_composite_range(
     object_type: &str,

@@ -17,7 +17,10 @@ use medfabric_protos::protos::{
 use medfabric_protos::queryresult::{KeyModification as PbKeyModification, Kv};
 
 use crate::error::LedgerError;
-use crate::ext::{partial_composite_range, validate_collection, validate_key, validate_simple_key};
+use crate::ext::{
+    partial_composite_range, validate_collection, validate_key, validate_private,
+    validate_private_write, validate_simple_key,
+};
 use crate::ledger::{
     ChaincodeResponse, Creator, KeyModification, KeyValue, Ledger, Page, QueryIter, TxTimestamp,
 };
@@ -378,8 +381,7 @@ impl Ledger for PeerLedger {
         collection: &str,
         key: &str,
     ) -> Result<Option<Vec<u8>>, LedgerError> {
-        validate_collection(collection)?;
-        validate_key(key)?;
+        validate_private(collection, key)?;
         self.get(Type::GetState, collection, key)
     }
 
@@ -388,8 +390,7 @@ impl Ledger for PeerLedger {
         collection: &str,
         key: &str,
     ) -> Result<Option<Vec<u8>>, LedgerError> {
-        validate_collection(collection)?;
-        validate_key(key)?;
+        validate_private(collection, key)?;
         self.get(Type::GetPrivateDataHash, collection, key)
     }
 
@@ -399,25 +400,17 @@ impl Ledger for PeerLedger {
         key: &str,
         value: &[u8],
     ) -> Result<(), LedgerError> {
-        validate_collection(collection)?;
-        validate_key(key)?;
-        if value.is_empty() {
-            return Err(LedgerError::InvalidKey(format!(
-                "private value of {key:?} must not be empty"
-            )));
-        }
+        validate_private_write(collection, key, value)?;
         self.put(collection, key, value)
     }
 
     fn delete_private_data(&self, collection: &str, key: &str) -> Result<(), LedgerError> {
-        validate_collection(collection)?;
-        validate_key(key)?;
+        validate_private(collection, key)?;
         self.delete(collection, key)
     }
 
     fn purge_private_data(&self, collection: &str, key: &str) -> Result<(), LedgerError> {
-        validate_collection(collection)?;
-        validate_key(key)?;
+        validate_private(collection, key)?;
         let request = PurgePrivateState {
             key: key.to_owned(),
             collection: collection.to_owned(),
