@@ -59,6 +59,8 @@ deploy_all() {
   network deploy
   network deploy --name conformance --binary target/release/conformance-chaincode --channels storage \
     --port 9998 --collections collections/conformance.json
+  network deploy --name medfabric --binary target/release/medfabric-chaincode --channels "storage sharing" \
+    --port 9997 --collections collections/medfabric.json
 }
 
 step "real network: raft"
@@ -79,6 +81,9 @@ MEDFABRIC_REAL_NETWORK=1 cargo test --locked -p medfabric-gateway --test real_ne
 
 step "Fabric CA users and pseudonyms accepted by the peers"
 MEDFABRIC_REAL_NETWORK=1 cargo test --locked -p medfabric-ca --test test_network_ca
+
+step "medical contracts on the real network (Fabric CA identities, both channels)"
+cargo test --locked -p medfabric-contracts --test medical_peer -- --ignored
 
 step "chaincode server restart"
 test-network/tests/chaincode-restart.sh

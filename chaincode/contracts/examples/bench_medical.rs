@@ -45,7 +45,12 @@
 //!     asset-transfer-basic `CreateAsset(id, "blue", "5", "Tom", "300")` by the same identity
 //!     on the same channel (`storage`), alternated for K rounds in the same run. Throughput
 //!     = committed-valid transactions / wall time from the first proposal to the last commit
-//!     status. Reported per round and `record / basic` of the medians (target >= 0.8).
+//!     status. Reported per round and `record / basic` of the medians (target >= 0.8), with
+//!     the CPU time each process group (peers, orderer, chaincode servers, this client) spent
+//!     per committed transaction (from `/proc/<pid>/stat` of the network's recorded pids).
+//!     Control arm: `CreateAsset` whose `owner` is the same Record:Create manifest JSON (same
+//!     argument bytes, one key written), to separate the cost of the bytes from the contract's
+//!     work (two copies of the index, two key-level endorsement policies, an audit entry).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -142,7 +147,7 @@ fn stats(samples: &[f64]) -> Value {
     let mean = s.iter().sum::<f64>() / s.len() as f64;
     json!({
         "n": s.len(),
-        "median": r3(pick(0.5)),
+        "median": r3(median(&s)),
         "mean": r3(mean),
         "p90": r3(pick(0.9)),
         "min": r3(s[0]),
@@ -208,6 +213,61 @@ async fn burst(
         }
     }
     (start.elapsed(), ok, errors, last_block)
+}
+
+/// CPU time (user + system, ms) of every process the network recorded in its `pids` file,
+/// grouped (orderer, peers, each chaincode server, Fabric CAs), and of this client.
+fn cpu_times() -> std::collections::BTreeMap<String, f64> {
+    let ticks = |pid: &str| -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let utime: f64 = rest.get(11)?.parse().ok()?;
+        let stime: f64 = rest.get(12)?.parse().ok()?;
+        // USER_HZ is 100 on Linux.
+        Some((utime + stime) * 10.0)
+    };
+    let mut out = std::collections::BTreeMap::new();
+    let pids =
+        std::fs::read_to_string(peer_network::network_dir().join("pids")).unwrap_or_default();
+    for line in pids.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(pid), Some(name)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let group = if name.starts_with("peer") {
+            "peers".to_owned()
+        } else if name.starts_with("orderer") {
+            "orderers".to_owned()
+        } else if name.starts_with("ca-") {
+            "cas".to_owned()
+        } else {
+            name.to_owned()
+        };
+        if let Some(ms) = ticks(pid) {
+            *out.entry(group).or_insert(0.0) += ms;
+        }
+    }
+    if let Some(ms) = ticks("self") {
+        out.insert("client".into(), ms);
+    }
+    out
+}
+
+/// CPU ms per committed transaction, by process group, between two [`cpu_times`].
+fn cpu_per_tx(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+    committed: usize,
+) -> Value {
+    let mut out = serde_json::Map::new();
+    let mut total = 0.0;
+    for (group, end) in after {
+        let used = end - before.get(group).copied().unwrap_or(0.0);
+        total += used;
+        out.insert(group.clone(), json!(r3(used / committed.max(1) as f64)));
+    }
+    out.insert("total".into(), json!(r3(total / committed.max(1) as f64)));
+    Value::Object(out)
 }
 
 fn machine() -> Value {
@@ -384,16 +444,36 @@ fn main() {
         .to_string()
         .len();
     let mut rounds = Vec::new();
-    let (mut record_tps, mut basic_tps) = (Vec::new(), Vec::new());
+    let (mut record_tps, mut basic_tps, mut control_tps) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..o.rounds {
         // Alternate which goes first.
         let order = if round % 2 == 0 {
-            ["basic", "record"]
+            ["basic", "record", "basicSameBytes"]
         } else {
-            ["record", "basic"]
+            ["basicSameBytes", "record", "basic"]
         };
         for which in order {
-            let (contract, calls): (&Contract, Vec<Call>) = if which == "record" {
+            let (contract, calls): (&Contract, Vec<Call>) = if which == "basicSameBytes" {
+                // Control: CreateAsset whose `owner` is a Record:Create manifest, i.e. the same
+                // argument bytes, to tell the cost of the bytes from that of the logic.
+                let calls = (0..o.n)
+                    .map(|i| {
+                        let r =
+                            medical::record_json(&format!("{run}-ctl-{round}-{i}"), 1, &patient);
+                        call(
+                            "CreateAsset",
+                            &[
+                                &format!("{run}-big-{round}-{i}"),
+                                "blue",
+                                "5",
+                                &r.to_string(),
+                                "300",
+                            ],
+                        )
+                    })
+                    .collect();
+                (&basic_storage, calls)
+            } else if which == "record" {
                 let calls = (0..o.n)
                     .map(|i| {
                         let r = medical::record_json(&format!("{run}-tp-{round}-{i}"), 1, &patient);
@@ -418,7 +498,9 @@ fn main() {
                     .collect();
                 (&basic_storage, calls)
             };
+            let cpu_before = cpu_times();
             let (wall, ok, errors, _) = b.runtime.block_on(burst(contract, calls, o.concurrency));
+            let cpu = cpu_per_tx(&cpu_before, &cpu_times(), ok);
             let tps = ok as f64 / wall.as_secs_f64();
             eprintln!(
                 "[bench] round {round} {which}: {ok}/{} committed in {:.2} s = {tps:.1} tx/s {errors:?}",
@@ -426,18 +508,18 @@ fn main() {
                 wall.as_secs_f64()
             );
             assert!(errors.is_empty(), "{which} round {round}: {errors:?}");
-            (if which == "record" {
-                &mut record_tps
-            } else {
-                &mut basic_tps
-            })
-            .push(tps);
+            match which {
+                "record" => record_tps.push(tps),
+                "basic" => basic_tps.push(tps),
+                _ => control_tps.push(tps),
+            }
             rounds.push(json!({
                 "round": round,
                 "chaincode": which,
                 "committed": ok,
                 "wallSeconds": r3(wall.as_secs_f64()),
                 "tps": r3(tps),
+                "cpuMsPerTx": cpu,
             }));
         }
     }
@@ -471,6 +553,8 @@ fn main() {
             "recordCreateTps": stats(&record_tps),
             "basicCreateAssetTps": stats(&basic_tps),
             "ratioRecordOverBasic": r3(median(&record_tps) / median(&basic_tps)),
+            "controlBasicSameBytesTps": stats(&control_tps),
+            "ratioRecordOverBasicSameBytes": r3(median(&record_tps) / median(&control_tps)),
             "target": ">= 0.8",
         },
     });

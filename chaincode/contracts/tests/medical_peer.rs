@@ -16,7 +16,9 @@
 //! admin-type identity of Hospital1's CA (OU `admin`) initialises each channel with the admin
 //! policy `ou:admin` unless it is initialised already, then sets the named policies (a no-op
 //! when unchanged). Runs again on the same ledger: object ids carry the run's suffix and
-//! every run enrols new identities (hence a new patient pseudonym).
+//! every run enrols new identities (hence a new patient pseudonym). `Pseudonym:Register` names
+//! its endorsing organisations (Hospital1, Hospital2): with transient data for collections and
+//! the default `MAJORITY` policy the Fabric gateway refuses to choose endorsers itself.
 //!
 //! Memory-only, and left there: the bad-input table and random arguments (which compare
 //! ledger heights before and after), the expired-certificate creators (a CA does not issue
