@@ -31,7 +31,7 @@ HL7_CMD="npm pack ${HL7_PKG}@${HL7_VERSION}"
 FHIRY_VERSION="5.2.2"
 FHIRY_ARCHIVE="fhiry-5.2.2.tar.gz"
 FHIRY_SHA256="f583412afeeb26714a2d2fc3e1bba80e5438804c3d12f257fb08c96538c6e047"
-FHIRY_CMD="python3 -m pip download --no-deps --no-binary :all: fhiry==${FHIRY_VERSION}"
+FHIRY_CMD="python3 -m pip download --no-deps --no-binary fhiry fhiry==${FHIRY_VERSION}"
 
 PYDICOM_VERSION="3.0.2"
 PYDICOM_ARCHIVE="pydicom-3.0.2-py3-none-any.whl"
@@ -187,7 +187,7 @@ size_cell() {
 # ---- NOTICE and README ------------------------------------------------------------------------
 
 write_notices() {
-  local dir="$1" fhiry_license="$2" pydicom_license="$3"
+  local fhiry_license="$1" pydicom_license="$2"
 
   {
     cat <<EOF
@@ -352,7 +352,7 @@ mkdir -p "$WORK/dl" "$WORK/x" "$WORK/out"
 
 say "downloading (pinned versions)"
 (cd "$WORK/dl" && npm pack --silent "${HL7_PKG}@${HL7_VERSION}" >/dev/null)
-(cd "$WORK/dl" && python3 -m pip download --quiet --no-deps --no-binary :all: "fhiry==${FHIRY_VERSION}" -d .)
+(cd "$WORK/dl" && python3 -m pip download --quiet --no-deps --no-binary fhiry "fhiry==${FHIRY_VERSION}" -d .)
 (cd "$WORK/dl" && python3 -m pip download --quiet --no-deps --only-binary :all: "pydicom==${PYDICOM_VERSION}" -d .)
 
 verify_archive "$WORK/dl/$HL7_ARCHIVE" "$HL7_SHA256"
@@ -380,7 +380,7 @@ while read -r dest sha member; do
   install_file "$WORK/out/${dest##*/}" "$dest" "$sha"
 done < <(printf '%s\n' "${DICOM_FILES[@]}")
 
-write_notices "$TESTDATA" "$WORK/x/fhiry-${FHIRY_VERSION}/LICENSE" "$WORK/x/pydicom-LICENSE"
+write_notices "$WORK/x/fhiry-${FHIRY_VERSION}/LICENSE" "$WORK/x/pydicom-LICENSE"
 write_readme
 check_all >/dev/null || die "post-condition failed"
 say "done: $(all_files | wc -l) fetched files in place, sha256 verified"
