@@ -42,6 +42,9 @@ for crate in chaincode/policy sdk/crypto sdk/gateway; do
   done
 done
 
+step "the README's main job: the embedded end-to-end demo"
+cargo run --release --locked -q -p medfabric-cli -- demo
+
 step "benchmarks compile"
 cargo bench --workspace --locked --no-run
 
@@ -84,6 +87,10 @@ MEDFABRIC_REAL_NETWORK=1 cargo test --locked -p medfabric-ca --test test_network
 
 step "medical contracts on the real network (Fabric CA identities, both channels)"
 cargo test --locked -p medfabric-contracts --test medical_peer -- --ignored
+
+step "the end-to-end story on the real network (medfabric demo --network)"
+cargo test --locked -p medfabric-records --test network -- --ignored
+cargo run --release --locked -q -p medfabric-cli -- demo --network test-network/.state
 
 step "chaincode server restart"
 test-network/tests/chaincode-restart.sh

@@ -18,7 +18,7 @@ use crate::chaincode::{Chaincode, Invocation as ChaincodeInvocation};
 use crate::error::LedgerError;
 use crate::ext::{
     KeyEndorsementPolicy, partial_composite_range, validate_collection, validate_key,
-    validate_simple_key,
+    validate_private, validate_private_write, validate_simple_key,
 };
 use crate::ledger::{
     ChaincodeResponse, Creator, KeyModification, KeyValue, Ledger, Page, QueryIter, TxTimestamp,
@@ -52,6 +52,41 @@ pub struct CommittedEvent {
     pub name: String,
     /// Event payload.
     pub payload: Vec<u8>,
+}
+
+/// One stored value, as [`MemoryChannel::dump`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateEntry {
+    /// The chaincode namespace.
+    pub namespace: String,
+    /// The private data collection, `None` for public state.
+    pub collection: Option<String>,
+    /// The key (composite keys in their raw `U+0000`-separated form).
+    pub key: String,
+    /// The value.
+    pub value: Vec<u8>,
+}
+
+/// A read-only snapshot of a channel's contents ([`MemoryChannel::dump`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateDump {
+    /// Current public and private values.
+    pub entries: Vec<StateEntry>,
+    /// Every value public keys ever held (including the current one).
+    pub history: Vec<StateEntry>,
+    /// Every committed event.
+    pub events: Vec<CommittedEvent>,
+}
+
+impl StateDump {
+    /// Every stored byte string: values, historical values, event payloads.
+    pub fn values(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.entries
+            .iter()
+            .chain(&self.history)
+            .map(|e| e.value.as_slice())
+            .chain(self.events.iter().map(|e| e.payload.as_slice()))
+    }
 }
 
 /// What one call of [`MemoryChannel::submit`] asks for.
@@ -211,6 +246,48 @@ impl MemoryChannel {
     /// Every committed event, oldest first.
     pub fn events(&self) -> Vec<CommittedEvent> {
         lock(&self.world).events.clone()
+    }
+
+    /// A read-only copy of everything the channel holds: every namespace's current public and
+    /// private values, every historical value of public keys, and every event payload.
+    ///
+    /// For tests and audits that must scan what the ledger stores (for example "no plaintext
+    /// section reaches the ledger"); it is a snapshot and cannot change the channel.
+    pub fn dump(&self) -> StateDump {
+        let world = lock(&self.world);
+        let mut dump = StateDump::default();
+        for (namespace, ns) in &world.namespaces {
+            for (key, v) in &ns.public {
+                dump.entries.push(StateEntry {
+                    namespace: namespace.clone(),
+                    collection: None,
+                    key: key.clone(),
+                    value: v.value.clone(),
+                });
+            }
+            for (collection, map) in &ns.private {
+                for (key, v) in map {
+                    dump.entries.push(StateEntry {
+                        namespace: namespace.clone(),
+                        collection: Some(collection.clone()),
+                        key: key.clone(),
+                        value: v.value.clone(),
+                    });
+                }
+            }
+            for (key, mods) in &ns.history {
+                for m in mods {
+                    dump.history.push(StateEntry {
+                        namespace: namespace.clone(),
+                        collection: None,
+                        key: key.clone(),
+                        value: m.value.clone(),
+                    });
+                }
+            }
+        }
+        dump.events = world.events.clone();
+        dump
     }
 
     /// Runs a query: simulates and returns the chaincode's response without committing.
@@ -573,8 +650,7 @@ impl Ledger for MemoryTx {
         collection: &str,
         key: &str,
     ) -> Result<Option<Vec<u8>>, LedgerError> {
-        validate_collection(collection)?;
-        validate_key(key)?;
+        validate_private(collection, key)?;
         Ok(self.read(collection, key).map(|v| v.value))
     }
 
@@ -583,8 +659,7 @@ impl Ledger for MemoryTx {
         collection: &str,
         key: &str,
     ) -> Result<Option<Vec<u8>>, LedgerError> {
-        validate_collection(collection)?;
-        validate_key(key)?;
+        validate_private(collection, key)?;
         Ok(self
             .read(collection, key)
             .map(|v| Sha256::digest(&v.value).to_vec()))
@@ -596,27 +671,19 @@ impl Ledger for MemoryTx {
         key: &str,
         value: &[u8],
     ) -> Result<(), LedgerError> {
-        validate_collection(collection)?;
-        validate_key(key)?;
-        if value.is_empty() {
-            return Err(LedgerError::InvalidKey(format!(
-                "private value of {key:?} must not be empty"
-            )));
-        }
+        validate_private_write(collection, key, value)?;
         self.write(collection, key, Some(value));
         Ok(())
     }
 
     fn delete_private_data(&self, collection: &str, key: &str) -> Result<(), LedgerError> {
-        validate_collection(collection)?;
-        validate_key(key)?;
+        validate_private(collection, key)?;
         self.write(collection, key, None);
         Ok(())
     }
 
     fn purge_private_data(&self, collection: &str, key: &str) -> Result<(), LedgerError> {
-        validate_collection(collection)?;
-        validate_key(key)?;
+        validate_private(collection, key)?;
         self.context.results.borrow_mut().purges.insert((
             self.namespace.clone(),
             collection.to_owned(),

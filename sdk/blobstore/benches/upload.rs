@@ -16,6 +16,10 @@
 //! part size and concurrency, no hashing, no publish step). Each iteration starts from an
 //! empty key (the object is deleted, untimed), so `verified` measures a real upload, not the
 //! idempotent path.
+//!
+//! After the criterion groups, `cargo bench` also prints `ratio` lines: raw_put / verified,
+//! medians of interleaved runs (robust to load from other processes, unlike comparing two
+//! criterion groups measured minutes apart).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,7 +29,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use medfabric_blobstore::object_store::path::Path;
 use medfabric_blobstore::object_store::{ObjectStoreExt, WriteMultipart};
 use medfabric_blobstore::{BlobStore, BlobStoreConfig, Digest, S3Config, S3Credentials};
@@ -134,18 +138,7 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, st
                 async move {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        store.delete(&digest).await.unwrap();
-                        let chunks: Vec<std::io::Result<Bytes>> = (0..payload.len())
-                            .step_by(MIB)
-                            .map(|i| Ok(payload.slice(i..(i + MIB).min(payload.len()))))
-                            .collect();
-                        let start = Instant::now();
-                        let receipt = store
-                            .put_stream(futures_util::stream::iter(chunks))
-                            .await
-                            .unwrap();
-                        total += start.elapsed();
-                        assert_eq!(receipt.digest, digest);
+                        total += verified_once(&store, &payload, &digest).await;
                     }
                     total
                 }
@@ -156,14 +149,11 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, st
         let key = Path::from(format!("bench/raw-{size}"));
         group.bench_function(BenchmarkId::new("raw_put", &label), |b| {
             b.to_async(rt).iter_custom(|iters| {
-                let (raw, key, payload) = (raw.clone(), key.clone(), payload.clone());
+                let (store, payload) = (store.clone(), payload.clone());
                 async move {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let _ = raw.delete(&key).await;
-                        let start = Instant::now();
-                        raw.put(&key, payload.clone().into()).await.unwrap();
-                        total += start.elapsed();
+                        total += raw_once(&store, &payload).await;
                     }
                     total
                 }
@@ -197,18 +187,103 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, st
     group.finish();
 }
 
-fn benches(c: &mut Criterion) {
+/// One upload of `payload` through `BlobStore::put_stream` (1 MiB chunks), from an empty key.
+async fn verified_once(store: &BlobStore, payload: &Bytes, digest: &Digest) -> Duration {
+    store.delete(digest).await.unwrap();
+    let chunks: Vec<std::io::Result<Bytes>> = (0..payload.len())
+        .step_by(MIB)
+        .map(|i| Ok(payload.slice(i..(i + MIB).min(payload.len()))))
+        .collect();
+    let start = Instant::now();
+    store
+        .put_stream(futures_util::stream::iter(chunks))
+        .await
+        .unwrap();
+    start.elapsed()
+}
+
+/// One raw `object_store` put of `payload`, from an empty key.
+async fn raw_once(store: &BlobStore, payload: &Bytes) -> Duration {
+    let raw = store.unverified_object_store();
+    let key = Path::from(format!("bench/raw-{}", payload.len()));
+    let _ = raw.delete(&key).await;
+    let start = Instant::now();
+    raw.put(&key, payload.clone().into()).await.unwrap();
+    start.elapsed()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The ratio raw_put time / verified time, measured interleaved (raw, ours, raw, ours, ...)
+/// so that load from other processes hits both alike; criterion's groups run one after the
+/// other and, on a shared machine, drift apart.
+fn ratios(rt: &tokio::runtime::Runtime, backends: &[(&str, &BlobStore)]) {
+    println!("\ninterleaved medians (raw_put / verified = ratio; 1.0 = no overhead):");
+    for (name, store) in backends {
+        for (size, rounds) in [(MIB, 61), (100 * MIB, 15)] {
+            let payload = data(size);
+            let digest = Digest::of(&payload);
+            let (mut ours, mut raw) = (Vec::new(), Vec::new());
+            rt.block_on(async {
+                verified_once(store, &payload, &digest).await; // warm-up
+                raw_once(store, &payload).await;
+                for _ in 0..rounds {
+                    raw.push(raw_once(store, &payload).await);
+                    ours.push(verified_once(store, &payload, &digest).await);
+                }
+            });
+            let (ours, raw) = (median(ours), median(raw));
+            let mib = size as f64 / MIB as f64;
+            println!(
+                "ratio {name} {:>3} MiB: verified {:>9.2?} ({:>7.1} MiB/s)  raw_put {:>9.2?} ({:>7.1} MiB/s)  ratio {:.2}  ({rounds} rounds)",
+                size / MIB,
+                ours,
+                mib / ours.as_secs_f64(),
+                raw,
+                mib / raw.as_secs_f64(),
+                raw.as_secs_f64() / ours.as_secs_f64(),
+            );
+        }
+    }
+}
+
+fn main() {
+    // `cargo bench -p medfabric-blobstore --bench upload -- local` runs only the local folder
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |name: &str| {
+        filters.is_empty()
+            || filters
+                .iter()
+                .any(|f| f.contains(name) || name.contains(f.as_str()))
+    };
+    let mut c = Criterion::default().configure_from_args();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let local = BlobStore::open(&BlobStoreConfig::local(dir.path())).unwrap();
-    bench_backend(c, &rt, "local", &local);
-    if let Some(server) = minio() {
-        bench_backend(c, &rt, "minio", &minio_store(&server.env));
+    let server = if wanted("minio") { minio() } else { None };
+    let minio_store = server.as_ref().map(|s| minio_store(&s.env));
+    let mut backends = vec![];
+    if wanted("local") {
+        backends.push(("local", &local));
+    }
+    if let Some(store) = &minio_store {
+        backends.push(("minio", store));
+    }
+    for (name, store) in &backends {
+        bench_backend(&mut c, &rt, name, store);
+    }
+    c.final_summary();
+    // `cargo bench` passes --bench; `cargo test --benches` runs each benchmark once instead
+    if std::env::args().any(|a| a == "--bench") {
+        ratios(&rt, &backends);
     }
 }
-
-criterion_group!(upload, benches);
-criterion_main!(upload);

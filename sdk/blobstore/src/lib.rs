@@ -32,9 +32,10 @@
 //!   its bytes, computed while the bytes stream through (never trusted from the caller).
 //! - **Create-only, crash-safe writes.** Small objects (up to one part) are written with
 //!   `PutMode::Create` straight to their key. Larger ones are uploaded in parts (bounded
-//!   memory, limited concurrency) to a temporary key, then moved create-only to their key.
-//!   A failure or crash at any point leaves no object under a content key that does not
-//!   match it.
+//!   memory, limited concurrency) to a temporary key, then copied create-only to their key
+//!   (in the local folder every upload streams into a temporary file that is hard-linked
+//!   create-only). A failure or crash at any point leaves no object under a content key that
+//!   does not match it.
 //! - **Idempotent.** Uploading bytes that are already stored succeeds without rewriting,
 //!   after reading the stored object back and checking its size and digest; a stored object
 //!   that does not match its key is reported ([`Error::ExistingObjectMismatch`]) and left
@@ -57,6 +58,8 @@ mod download;
 mod error;
 mod gc;
 mod keys;
+#[cfg(unix)]
+mod local;
 mod store;
 
 pub use bytes::Bytes;

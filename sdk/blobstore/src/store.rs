@@ -43,6 +43,8 @@ pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     backend: Backend,
     upload: UploadOptions,
+    /// `map_object_store` was used: every write must go through the layers
+    layered: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -92,7 +94,8 @@ pub struct UploadReceipt {
     pub key: String,
     /// Whether this upload created the object.
     pub outcome: UploadOutcome,
-    /// Number of multipart parts sent (0 when the object was sent in one request).
+    /// Number of multipart parts sent (0 when the object was sent in one request, and in the
+    /// local folder, which streams into one file).
     pub parts: u64,
 }
 
@@ -121,6 +124,7 @@ impl BlobStore {
             store: Arc::new(fs),
             backend: Backend::Local { root },
             upload: UploadOptions::default(),
+            layered: false,
         })
     }
 
@@ -170,6 +174,7 @@ impl BlobStore {
                 key_prefix: c.key_prefix.clone(),
             },
             upload: UploadOptions::default(),
+            layered: false,
         })
     }
 
@@ -179,6 +184,7 @@ impl BlobStore {
             store: Arc::new(InMemory::new()),
             backend: Backend::Memory,
             upload: UploadOptions::default(),
+            layered: false,
         }
     }
 
@@ -195,12 +201,15 @@ impl BlobStore {
     }
 
     /// Wraps the backend in another [`ObjectStore`] layer (metrics, tracing, throttling).
-    /// The layer must forward every operation faithfully, create-only modes included.
+    /// The layer must forward every operation faithfully, create-only modes included. A
+    /// layered local folder uploads through `object_store`'s multipart API (so that the
+    /// layer sees the writes) instead of its faster direct file path.
     pub fn map_object_store(
         mut self,
         layer: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
     ) -> Self {
         self.store = layer(self.store);
+        self.layered = true;
         self
     }
 
@@ -251,14 +260,20 @@ impl BlobStore {
     /// Uploads the bytes of `input` under their content key, computing the SHA-256 as they
     /// stream through.
     ///
-    /// - Up to one part ([`UploadOptions::part_size`]): one create-only put (`PutMode::Create`)
-    ///   straight to the content key.
-    /// - Larger: a multipart upload to a fresh temporary key, at most
+    /// S3 and memory:
+    /// - up to one part ([`UploadOptions::part_size`]): one create-only put (`PutMode::Create`)
+    ///   straight to the content key;
+    /// - larger: a multipart upload (`WriteMultipart`) to a fresh temporary key, at most
     ///   [`UploadOptions::max_concurrent_parts`] parts in flight (memory stays under about
-    ///   (`max_concurrent_parts` + 1) × `part_size`), then a create-only copy (local: a hard
-    ///   link) to the content key, and the temporary object is deleted. A failure or a crash
-    ///   before the copy leaves nothing under a content key; the multipart upload is aborted
-    ///   on error.
+    ///   (`max_concurrent_parts` + 1) × `part_size`), then a create-only copy to the content
+    ///   key, and the temporary object is deleted. The multipart upload is aborted on error.
+    ///
+    /// Local folder: the bytes stream into a temporary file (fsynced) while another thread
+    /// hashes them back, then a create-only hard link publishes it under the content key (see
+    /// `src/local.rs` for why); memory stays under `max_concurrent_parts` × `part_size` + 1 MiB.
+    ///
+    /// Either way, a failure or a crash before the create-only step leaves nothing under a
+    /// content key, and a crash after it leaves a correct object.
     ///
     /// When an object already exists under the content key, it is read back and verified
     /// (size and SHA-256): if it matches, the upload succeeds with
@@ -273,6 +288,10 @@ impl BlobStore {
         S: Stream<Item = io::Result<Bytes>> + Send,
     {
         let mut input = std::pin::pin!(input);
+        #[cfg(unix)]
+        if let (Backend::Local { root }, false) = (&self.backend, self.layered) {
+            return self.put_local(root, input.as_mut()).await;
+        }
         let part_size = self.upload.part_size as u64;
         let limit = self.max_object_size();
         let mut hasher = DigestWriter::default();
@@ -436,7 +455,7 @@ impl BlobStore {
     }
 
     /// Create-only move of the completed temporary object to its content key.
-    async fn publish(
+    pub(crate) async fn publish(
         &self,
         temp: &Path,
         digest: &Digest,
@@ -445,7 +464,18 @@ impl BlobStore {
         let key = keys::object_key(digest);
         let mut retried = false;
         loop {
-            match self.store.copy_if_not_exists(temp, &key).await {
+            // An object already there (a retry): skip the copy, which on S3 rewrites the
+            // whole object server-side only to be refused at completion.
+            let exists = self.store.head(&key).await.is_ok();
+            let copied = if exists {
+                Err(object_store::Error::AlreadyExists {
+                    path: key.to_string(),
+                    source: "found by HEAD before the copy".into(),
+                })
+            } else {
+                self.store.copy_if_not_exists(temp, &key).await
+            };
+            match copied {
                 Ok(()) => return Ok(UploadOutcome::Created),
                 Err(object_store::Error::AlreadyExists { .. }) => {
                     match self.verify_existing(digest, size).await {

@@ -1,0 +1,1016 @@
+//! Sharing: the owner publishes a subset of a record's sections, grants a requester through
+//! m-of-n re-encryption proxies, and revokes; the grantee requests, collects re-encrypted
+//! keys, downloads, verifies and decrypts exactly the shared sections.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use medfabric_blobstore::Digest;
+use medfabric_crypto::ces::{self, SignedRecord, SubsetProof};
+use medfabric_crypto::envelope::{self, SectionContext, SectionKey};
+use medfabric_crypto::pre::{
+    self, CapsuleFrag, OwnerMasterKey, PublicKey, SecretKey, VerifiedCapsuleFrag, WrappedDataKey,
+};
+use medfabric_crypto::record::{ContentType, Pseudonym, Record, RecordId, Section, SectionId};
+use rand_core::CryptoRngCore;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::Records;
+use crate::error::{Error, LedgerError, Result};
+use crate::identity::{Member, certificate_key};
+use crate::layout::{self, Frame, Location, ObjectManifest};
+use crate::ledger::{Call, ChannelKind};
+use crate::proxy::{FragmentDelivery, ProxyEndpoint, VerifiedProxy, seal_fragment};
+use crate::store::wrap_context;
+use crate::wire::{
+    self, AccessResult, AuditEntry, AuditPage, ConsentReceipt, FragmentCommitment, ReadResult,
+    RecordRelease, ShareRequest, ShareSummary, SharingRelease, b64, unb64,
+};
+
+/// A record owner's wallet (the patient): the pseudonym identity and the PRE master secret
+/// from which every record's delegating key is derived.
+pub struct Owner {
+    member: Member,
+    master: OwnerMasterKey,
+}
+
+impl fmt::Debug for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Owner")
+            .field("member", &self.member)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Owner {
+    /// A wallet from an identity and a master secret.
+    pub fn new(member: Member, master: OwnerMasterKey) -> Self {
+        Self { member, master }
+    }
+
+    /// A wallet with a fresh master secret.
+    pub fn generate(member: Member, rng: &mut impl CryptoRngCore) -> Self {
+        Self::new(member, OwnerMasterKey::random(rng))
+    }
+
+    /// The identity (its fingerprint is the owner pseudonym).
+    pub fn member(&self) -> &Member {
+        &self.member
+    }
+
+    /// The master secret (for sealed backup).
+    pub fn master(&self) -> &OwnerMasterKey {
+        &self.master
+    }
+
+    /// The delegating public key of one record, which the author wraps data keys for.
+    ///
+    /// # Errors
+    /// [`Error::Validate`] for an empty record id.
+    pub fn record_public_key(&self, record_id: &str) -> Result<PublicKey> {
+        self.master
+            .record_public_key(record_id.as_bytes())
+            .map_err(|e| Error::Validate(format!("record id: {e}")))
+    }
+
+    fn record_secret_key(&self, record_id: &str) -> Result<SecretKey> {
+        self.master
+            .record_key(record_id.as_bytes())
+            .map_err(|e| Error::Validate(format!("record id: {e}")))
+    }
+
+    /// The key that signs this owner's key fragments.
+    pub fn fragment_verifying_key(&self) -> PublicKey {
+        self.master.signer().verifying_key()
+    }
+}
+
+/// A grantee's wallet: the identity that requests and the PRE key re-encryptions are made for.
+pub struct Grantee {
+    member: Member,
+    key: SecretKey,
+}
+
+impl fmt::Debug for Grantee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grantee")
+            .field("member", &self.member)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Grantee {
+    /// A wallet from an identity and a PRE secret key.
+    pub fn new(member: Member, key: SecretKey) -> Self {
+        Self { member, key }
+    }
+
+    /// A wallet with a fresh PRE key.
+    pub fn generate(member: Member, rng: &mut impl CryptoRngCore) -> Self {
+        Self::new(member, SecretKey::random(rng))
+    }
+
+    /// The identity.
+    pub fn member(&self) -> &Member {
+        &self.member
+    }
+
+    /// The PRE public key named in requests.
+    pub fn public_key(&self) -> PublicKey {
+        self.key.public_key()
+    }
+}
+
+/// A decrypted, verified section.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OpenedSection {
+    /// Section id.
+    pub id: String,
+    /// CES leaf index.
+    pub index: u32,
+    /// Media type.
+    pub media_type: String,
+    /// Plaintext.
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for OpenedSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenedSection")
+            .field("id", &self.id)
+            .field("index", &self.index)
+            .field("media_type", &self.media_type)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// What to publish.
+#[derive(Clone, Debug)]
+pub struct PublishRequest {
+    /// Share id.
+    pub share_id: String,
+    /// The record.
+    pub record_id: String,
+    /// The sections to share (ids).
+    pub sections: Vec<String>,
+    /// Who may request (certified attributes plus `purpose:<declared>`).
+    pub policy: String,
+    /// Grant matching requests at once for this many seconds (no owner step, no proxies).
+    pub auto_grant_seconds: Option<i64>,
+}
+
+/// The outcome of a grant.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantReport {
+    /// The consent receipt of the grant transaction.
+    pub receipt: ConsentReceipt,
+    /// Proxies that accepted their fragment (fingerprints).
+    pub delivered: Vec<String>,
+    /// Proxies that did not, and why.
+    pub failures: Vec<String>,
+    /// Threshold.
+    pub threshold: usize,
+}
+
+/// What the grantee obtained.
+#[derive(Clone, Debug)]
+pub struct AccessedShare {
+    /// Record id.
+    pub record_id: String,
+    /// Record version.
+    pub record_version: u64,
+    /// The author's MSP and certificate fingerprint (whose CES signature verified).
+    pub author_msp: String,
+    /// The author's certificate fingerprint.
+    pub author_fingerprint: String,
+    /// The shared sections, verified against the author's CES signature.
+    pub sections: Vec<OpenedSection>,
+    /// Proxies whose re-encryptions were used.
+    pub proxies_used: Vec<String>,
+    /// Proxies that failed, and why.
+    pub proxy_failures: Vec<String>,
+    /// The `Sharing:Open` transaction.
+    pub open_tx: String,
+}
+
+/// A record the owner opened.
+#[derive(Clone, Debug)]
+pub struct OpenedRecord {
+    /// Record id.
+    pub record_id: String,
+    /// Version.
+    pub version: u64,
+    /// All sections.
+    pub sections: Vec<OpenedSection>,
+    /// The author's CES signature.
+    pub ces_signature: Vec<u8>,
+    /// Their salts, in order.
+    salts: Vec<ces::Salt>,
+    /// The released wrapped keys (base64), in order.
+    capsules: Vec<String>,
+    /// Where the objects are.
+    pub location: Location,
+}
+
+fn share_error(e: LedgerError) -> Error {
+    Error::Share(e)
+}
+
+impl Records {
+    async fn submit_json<T: serde::de::DeserializeOwned>(
+        &self,
+        who: &Member,
+        channel: ChannelKind,
+        call: Call,
+        on_error: fn(LedgerError) -> Error,
+    ) -> Result<(T, String)> {
+        let committed = self
+            .ledger
+            .submit(who, channel, &call)
+            .await
+            .map_err(on_error)?;
+        Ok((
+            wire::json(&committed.payload, &call.function)?,
+            committed.tx_id,
+        ))
+    }
+
+    async fn evaluate_json<T: serde::de::DeserializeOwned>(
+        &self,
+        who: &Member,
+        channel: ChannelKind,
+        call: Call,
+        on_error: fn(LedgerError) -> Error,
+    ) -> Result<T> {
+        let bytes = self
+            .ledger
+            .evaluate(who, channel, &call)
+            .await
+            .map_err(on_error)?;
+        wire::json(&bytes, &call.function)
+    }
+
+    /// Registers the owner's pseudonym on `storage` (`Pseudonym:Register`), with its
+    /// fragment-signing key as PRE key and, optionally, the hospital patient number (private
+    /// data, salted). Idempotent: an already registered pseudonym is fine. On a real network,
+    /// name the `endorsers` (private data writes: the gateway cannot choose them itself).
+    ///
+    /// # Errors
+    /// [`Error::Index`].
+    pub async fn register_owner(
+        &self,
+        rng: &mut impl CryptoRngCore,
+        owner: &Owner,
+        patient_number: Option<&str>,
+        endorsers: &[&str],
+    ) -> Result<()> {
+        let registration = json!({
+            "preKeys": [b64(&owner.fragment_verifying_key().to_compressed_bytes())],
+        });
+        let mut call =
+            Call::new("Pseudonym:Register", [registration.to_string()]).endorsed_by(endorsers);
+        if let Some(number) = patient_number {
+            let mut salt = [0u8; 16];
+            rng.fill_bytes(&mut salt);
+            call = call
+                .transient("patientNumber", number.as_bytes())
+                .transient("patientNumberSalt", &salt);
+        }
+        match self
+            .ledger
+            .submit(&owner.member, ChannelKind::Storage, &call)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.refusal()
+                    .is_some_and(|m| m.contains("already registered")) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::Index(e)),
+        }
+    }
+
+    async fn download_section(&self, digest: &Digest, size: u64) -> Result<bytes::Bytes> {
+        match self.blobs.get_verified(digest, size).await {
+            Ok(blob) => Ok(blob.into_bytes()),
+            Err(e @ medfabric_blobstore::Error::Verify { .. }) => Err(Error::Verify(format!(
+                "object {digest} does not match the digest the ledger recorded; nothing was decrypted ({e})"
+            ))),
+            Err(e) => Err(Error::Download(e)),
+        }
+    }
+
+    async fn manifest(
+        &self,
+        location: &str,
+        record_id: &str,
+        version: u64,
+    ) -> Result<ObjectManifest> {
+        let location: Location = location.parse()?;
+        let bytes = self
+            .download_section(&location.digest, location.size)
+            .await?;
+        ObjectManifest::decode(&bytes, record_id, version)
+    }
+
+    /// Downloads (verified), decrypts and unframes one section.
+    async fn open_section(
+        &self,
+        manifest: &ObjectManifest,
+        index: u32,
+        record_id: &RecordId,
+        version: u64,
+        section_id: &SectionId,
+        key: &SectionKey,
+    ) -> Result<Frame> {
+        let (digest, size) = manifest.section(index)?;
+        let ciphertext = self.download_section(&digest, size).await?;
+        let ctx = SectionContext::new(record_id, version, section_id);
+        let plaintext = envelope::decrypt(key, &ctx, &ciphertext).map_err(|_| Error::Decrypt)?;
+        layout::unframe(plaintext)
+    }
+
+    /// The owner opens one of its records: `Record:Read` (audited), `Record:Fetch`, then every
+    /// section is downloaded, verified and decrypted with the record's delegating key.
+    ///
+    /// # Errors
+    /// Any stage's error.
+    pub async fn open_own_record(
+        &self,
+        owner: &Owner,
+        record_id: &str,
+        purpose: &str,
+    ) -> Result<OpenedRecord> {
+        let (read, _): (ReadResult, _) = self
+            .submit_json(
+                &owner.member,
+                ChannelKind::Storage,
+                Call::new("Record:Read", [record_id, purpose]),
+                Error::Index,
+            )
+            .await?;
+        let release: RecordRelease = self
+            .evaluate_json(
+                &owner.member,
+                ChannelKind::Storage,
+                Call::new("Record:Fetch", [read.ticket.ticket.as_str()]),
+                Error::Index,
+            )
+            .await?;
+        let manifest = self
+            .manifest(&release.location, &release.record_id, release.version)
+            .await?;
+        let record_sk = owner.record_secret_key(&release.record_id)?;
+        let rid = RecordId::new(release.record_id.as_str())
+            .map_err(|e| Error::Verify(format!("record id: {e}")))?;
+        let mut opened = Vec::with_capacity(release.sections.len());
+        for s in &release.sections {
+            let index = manifest
+                .sections
+                .iter()
+                .find(|m| m.digest == s.digest)
+                .map(|m| m.index)
+                .ok_or_else(|| {
+                    Error::Verify(format!("section {} is not in the object manifest", s.id))
+                })?;
+            let sid = SectionId::new(s.id.as_str())
+                .map_err(|e| Error::Verify(format!("section id: {e}")))?;
+            let wrapped = WrappedDataKey::from_bytes(&unb64(&s.pre_capsule, "capsule")?)
+                .map_err(|_| Error::Verify(format!("section {}: malformed wrapped key", s.id)))?;
+            let key = wrapped
+                .open_original(
+                    &record_sk,
+                    &wrap_context(&release.record_id, release.version, &s.id),
+                )
+                .map_err(|_| Error::Decrypt)?;
+            let key = SectionKey::from_slice(&key[..]).map_err(|_| Error::Decrypt)?;
+            let frame = self
+                .open_section(&manifest, index, &rid, release.version, &sid, &key)
+                .await?;
+            opened.push((
+                OpenedSection {
+                    id: s.id.clone(),
+                    index,
+                    media_type: frame.media_type,
+                    bytes: frame.bytes,
+                },
+                frame.salt,
+                s.pre_capsule.clone(),
+            ));
+        }
+        // Leaf order, whatever order the release lists them in.
+        opened.sort_by_key(|(s, _, _)| s.index);
+        let mut sections = Vec::with_capacity(opened.len());
+        let mut salts = Vec::with_capacity(opened.len());
+        let mut capsules = Vec::with_capacity(opened.len());
+        for (section, salt, capsule) in opened {
+            sections.push(section);
+            salts.push(salt);
+            capsules.push(capsule);
+        }
+        Ok(OpenedRecord {
+            record_id: release.record_id,
+            version: release.version,
+            sections,
+            ces_signature: unb64(&release.ces_signature, "CES signature")?,
+            salts,
+            capsules,
+            location: release.location.parse()?,
+        })
+    }
+
+    /// The owner publishes sections of a record on `sharing` with the CES extraction proof of
+    /// exactly those sections. One transaction whatever the number of sections.
+    ///
+    /// # Errors
+    /// [`Error::Validate`] when a section does not exist or the author's extraction policy
+    /// forbids the subset; any stage's error otherwise.
+    pub async fn publish(&self, owner: &Owner, request: &PublishRequest) -> Result<ShareSummary> {
+        let opened = self
+            .open_own_record(owner, &request.record_id, "sharing")
+            .await?;
+        let mut indices = Vec::with_capacity(request.sections.len());
+        for id in &request.sections {
+            let pos = opened
+                .sections
+                .iter()
+                .position(|s| &s.id == id)
+                .ok_or_else(|| {
+                    Error::Validate(format!(
+                        "record {} has no section {id:?} (it has: {})",
+                        request.record_id,
+                        opened
+                            .sections
+                            .iter()
+                            .map(|s| s.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+            indices.push(pos);
+        }
+        indices.sort_unstable();
+        indices.dedup();
+        let proof = subset_proof(&opened, &owner.member, &indices)?;
+        let sections: Vec<serde_json::Value> = indices
+            .iter()
+            .map(|&i| {
+                json!({
+                    "id": opened.sections[i].id,
+                    "index": opened.sections[i].index,
+                    "preCapsule": opened.capsules[i],
+                })
+            })
+            .collect();
+        let mut share = json!({
+            "shareId": request.share_id,
+            "recordId": opened.record_id,
+            "recordVersion": opened.version,
+            "location": opened.location.to_string(),
+            "sections": sections,
+            "extractionProof": b64(&proof),
+            "policy": request.policy,
+        });
+        if let Some(seconds) = request.auto_grant_seconds {
+            share["autoGrantSeconds"] = json!(seconds);
+        }
+        let (summary, _) = self
+            .submit_json(
+                &owner.member,
+                ChannelKind::Sharing,
+                Call::new("Sharing:Publish", [share.to_string()]),
+                share_error,
+            )
+            .await?;
+        Ok(summary)
+    }
+
+    /// A requester asks for a share, declaring a purpose and its PRE key (`Sharing:Request`).
+    ///
+    /// # Errors
+    /// [`Error::Share`] (a refusal when the share's policy is not met or the owner revoked
+    /// this requester).
+    pub async fn request(
+        &self,
+        grantee: &Grantee,
+        share_id: &str,
+        request_id: &str,
+        purpose: &str,
+    ) -> Result<ShareRequest> {
+        let input = json!({
+            "requestId": request_id,
+            "shareId": share_id,
+            "purpose": purpose,
+            "granteeKey": b64(&grantee.public_key().to_compressed_bytes()),
+        });
+        let (result, _): (serde_json::Value, _) = self
+            .submit_json(
+                &grantee.member,
+                ChannelKind::Sharing,
+                Call::new("Sharing:Request", [input.to_string()]),
+                share_error,
+            )
+            .await?;
+        serde_json::from_value(result["request"].clone())
+            .map_err(|e| Error::Verify(format!("Sharing:Request: unexpected response: {e}")))
+    }
+
+    /// The owner grants a request through `proxies`, any `threshold` of which suffice: makes
+    /// one key fragment per proxy for the requester's key, commits to them in the grant
+    /// (`Sharing:Grant`), then delivers each fragment sealed to its proxy.
+    ///
+    /// # Errors
+    /// [`Error::Grant`] when fewer than `threshold` proxies are reachable before granting, or
+    /// fewer than `threshold` accept their fragment afterwards (the grant stands; deliver
+    /// again or revoke); [`Error::Share`] when the ledger refuses the grant.
+    pub async fn grant(
+        &self,
+        rng: &mut (impl CryptoRngCore + Send),
+        owner: &Owner,
+        request_id: &str,
+        proxies: &[ProxyEndpoint],
+        threshold: usize,
+        expires_at: i64,
+    ) -> Result<GrantReport> {
+        let request: ShareRequest = self
+            .evaluate_json(
+                &owner.member,
+                ChannelKind::Sharing,
+                Call::new("Sharing:GetRequest", [request_id]),
+                share_error,
+            )
+            .await?;
+        let share: ShareSummary = self
+            .evaluate_json(
+                &owner.member,
+                ChannelKind::Sharing,
+                Call::new("Sharing:Get", [request.share_id.as_str()]),
+                share_error,
+            )
+            .await?;
+        let grantee_key = unb64(&request.grantee_key, "grantee key")
+            .ok()
+            .and_then(|k| PublicKey::from_compressed_bytes(&k).ok())
+            .ok_or_else(|| {
+                Error::Grant(format!("request {request_id} carries no valid PRE key"))
+            })?;
+        let (verified, mut failures) =
+            crate::proxy::discover(&self.proxies, proxies, &self.roots).await;
+        if verified.len() < threshold || threshold == 0 {
+            return Err(Error::Grant(format!(
+                "{} of {} proxies answered, the threshold is {threshold} ({}); start the proxies or lower the threshold",
+                verified.len(),
+                proxies.len(),
+                failures.join("; ")
+            )));
+        }
+        let record_sk = owner.record_secret_key(&share.record_id)?;
+        let signer = owner.master.signer();
+        let kfrags = pre::generate_kfrags(
+            rng,
+            &record_sk,
+            &grantee_key,
+            &signer,
+            threshold,
+            verified.len(),
+        )
+        .map_err(|e| Error::Grant(format!("key fragments: {e}")))?;
+        let delegating = record_sk.public_key();
+        let verifying = signer.verifying_key();
+        let mut delegations = Vec::with_capacity(verified.len());
+        let mut sealed = Vec::with_capacity(verified.len());
+        for (proxy, kfrag) in verified.iter().zip(&kfrags) {
+            let kfrag = kfrag.clone().unverify();
+            let commitment = FragmentCommitment::of(&kfrag, delegating, verifying);
+            delegations.push(json!({
+                "proxy": proxy.fingerprint,
+                "fragmentCommitment": b64(&commitment.to_bytes()),
+            }));
+            sealed.push(seal_fragment(
+                rng,
+                &proxy.sealing_key,
+                &proxy.fingerprint,
+                request_id,
+                &kfrag.to_bytes(),
+            )?);
+        }
+        let input = json!({
+            "requestId": request_id,
+            "proxies": delegations,
+            "threshold": threshold,
+            "expiresAt": expires_at,
+        });
+        let committed = self
+            .ledger
+            .submit(
+                &owner.member,
+                ChannelKind::Sharing,
+                &Call::new("Sharing:Grant", [input.to_string()]),
+            )
+            .await
+            .map_err(share_error)?;
+        let mut receipt: ConsentReceipt = wire::json(&committed.payload, "Sharing:Grant")?;
+        receipt.block_number = receipt.block_number.or(committed.block_number);
+        let deliveries = verified
+            .iter()
+            .zip(sealed)
+            .map(|(proxy, sealed)| async move {
+                let delivery = FragmentDelivery {
+                    request_id: request_id.to_owned(),
+                    sealed: b64(&sealed),
+                };
+                (
+                    proxy,
+                    self.proxies.deliver(&proxy.endpoint, &delivery).await,
+                )
+            });
+        let mut delivered = Vec::new();
+        for (proxy, outcome) in futures_util::future::join_all(deliveries).await {
+            match outcome {
+                Ok(()) => delivered.push(proxy.fingerprint.clone()),
+                Err(e) => failures.push(e),
+            }
+        }
+        if delivered.len() < threshold {
+            return Err(Error::Grant(format!(
+                "grant {} committed but only {} of {threshold} needed proxies accepted their fragment ({}); deliver again or revoke",
+                receipt.tx_id,
+                delivered.len(),
+                failures.join("; ")
+            )));
+        }
+        Ok(GrantReport {
+            receipt,
+            delivered,
+            failures,
+            threshold,
+        })
+    }
+
+    /// The owner revokes a grant (or refuses a pending request); the requester may not ask
+    /// for that share again and proxies refuse from the next check on.
+    ///
+    /// # Errors
+    /// [`Error::Share`].
+    pub async fn revoke(
+        &self,
+        owner: &Owner,
+        request_id: &str,
+        reason: &str,
+    ) -> Result<ConsentReceipt> {
+        let committed = self
+            .ledger
+            .submit(
+                &owner.member,
+                ChannelKind::Sharing,
+                &Call::new("Sharing:Revoke", [request_id, reason]),
+            )
+            .await
+            .map_err(share_error)?;
+        let mut receipt: ConsentReceipt = wire::json(&committed.payload, "Sharing:Revoke")?;
+        receipt.block_number = receipt.block_number.or(committed.block_number);
+        Ok(receipt)
+    }
+
+    /// The grantee opens a granted request: `Sharing:Open` (audited), `Sharing:Fetch`, then
+    /// re-encryptions from `threshold` proxies, verified; data keys opened; each shared section
+    /// downloaded and **verified against its digest before it is decrypted**; finally the
+    /// author's CES signature is verified on exactly the shared sections.
+    ///
+    /// # Errors
+    /// [`Error::Share`] when the ledger refuses (revoked, expired); [`Error::Reencrypt`] when
+    /// fewer than `threshold` proxies answer; [`Error::Verify`] / [`Error::Decrypt`].
+    pub async fn access(
+        &self,
+        grantee: &Grantee,
+        request_id: &str,
+        proxies: &[ProxyEndpoint],
+    ) -> Result<AccessedShare> {
+        let (opened, open_tx): (AccessResult, String) = self
+            .submit_json(
+                &grantee.member,
+                ChannelKind::Sharing,
+                Call::new("Sharing:Open", [request_id]),
+                share_error,
+            )
+            .await?;
+        let release: SharingRelease = self
+            .evaluate_json(
+                &grantee.member,
+                ChannelKind::Sharing,
+                Call::new("Sharing:Fetch", [opened.ticket.ticket.as_str()]),
+                share_error,
+            )
+            .await?;
+        let SharingRelease::Grantee {
+            terms,
+            record_id,
+            record_version,
+            location,
+            sections,
+            extraction_proof,
+            ..
+        } = release
+        else {
+            return Err(Error::Verify(
+                "the ledger released proxy material to a grantee".into(),
+            ));
+        };
+        if terms.grantee_key != b64(&grantee.public_key().to_compressed_bytes()) {
+            return Err(Error::Verify(
+                "the grant is for another PRE key than this wallet's".into(),
+            ));
+        }
+        let threshold = terms.threshold as usize;
+        if threshold == 0 {
+            return Err(Error::Validate(
+                "this grant was made by the share's policy (automatic grant) and names no proxies; it cannot be opened through re-encryption".into(),
+            ));
+        }
+        // What fragments are checked against comes from the owner's grant on the ledger.
+        let mut commitments = BTreeMap::new();
+        for d in &terms.proxies {
+            let c = FragmentCommitment::from_bytes(&unb64(
+                &d.fragment_commitment,
+                "fragment commitment",
+            )?)?;
+            commitments.insert(d.proxy.clone(), c);
+        }
+        let first = commitments
+            .values()
+            .next()
+            .cloned()
+            .ok_or_else(|| Error::Verify("the grant names no proxy".into()))?;
+        if commitments.values().any(|c| {
+            c.delegating_key != first.delegating_key || c.verifying_key != first.verifying_key
+        }) {
+            return Err(Error::Verify(
+                "the grant's fragment commitments disagree on the owner's keys".into(),
+            ));
+        }
+        let capsules: Vec<WrappedDataKey> = sections
+            .iter()
+            .map(|s| {
+                unb64(&s.pre_capsule, "capsule").and_then(|b| {
+                    WrappedDataKey::from_bytes(&b).map_err(|_| {
+                        Error::Verify(format!("section {}: malformed wrapped key", s.id))
+                    })
+                })
+            })
+            .collect::<Result<_>>()?;
+
+        // Collect verified capsule fragments from `threshold` proxies.
+        let (known, mut failures) =
+            crate::proxy::discover(&self.proxies, proxies, &self.roots).await;
+        let candidates: Vec<VerifiedProxy> = known
+            .into_iter()
+            .filter(|p| commitments.contains_key(&p.fingerprint))
+            .collect();
+        let mut per_section: Vec<Vec<VerifiedCapsuleFrag>> = vec![Vec::new(); sections.len()];
+        let mut used = Vec::new();
+        let grantee_pk = grantee.public_key();
+        for batch in candidates.chunks(threshold.max(1)) {
+            if used.len() >= threshold {
+                break;
+            }
+            let want = threshold - used.len();
+            let asks = batch.iter().take(want.max(1)).map(|p| async move {
+                (
+                    p,
+                    self.proxies.reencrypt(p, &grantee.member, request_id).await,
+                )
+            });
+            for (proxy, answer) in futures_util::future::join_all(asks).await {
+                let answer = match answer {
+                    Ok(a) => a,
+                    Err(e) => {
+                        failures.push(e);
+                        continue;
+                    }
+                };
+                let commitment = &commitments[&proxy.fingerprint];
+                let mut frags = Vec::with_capacity(sections.len());
+                let mut ok = answer.cfrags.len() == sections.len();
+                for ((section, capsule), cf) in sections.iter().zip(&capsules).zip(&answer.cfrags) {
+                    let verified = (cf.section_id == section.id)
+                        .then(|| unb64(&cf.cfrag, "cfrag").ok())
+                        .flatten()
+                        .and_then(|b| CapsuleFrag::from_bytes(&b).ok())
+                        .filter(|c| *c.kfrag_id() == commitment.kfrag_id)
+                        .and_then(|c| {
+                            c.verify(
+                                capsule.capsule(),
+                                &commitment.delegating_key,
+                                &grantee_pk,
+                                &commitment.verifying_key,
+                            )
+                            .ok()
+                        });
+                    match verified {
+                        Some(v) => frags.push(v),
+                        None => ok = false,
+                    }
+                }
+                if ok {
+                    for (slot, f) in per_section.iter_mut().zip(frags) {
+                        slot.push(f);
+                    }
+                    used.push(proxy.fingerprint.clone());
+                } else {
+                    failures.push(format!(
+                        "proxy {}: its re-encryption does not verify",
+                        proxy.endpoint.url
+                    ));
+                }
+            }
+        }
+        if used.len() < threshold {
+            let unknown = proxies
+                .len()
+                .saturating_sub(candidates.len() + failures.len());
+            if unknown > 0 {
+                failures.push(format!(
+                    "{unknown} endpoint(s) are not proxies of this grant"
+                ));
+            }
+            return Err(Error::Reencrypt {
+                needed: threshold,
+                got: used.len(),
+                failures,
+            });
+        }
+
+        // The manifest, the author and the CES proof, before any section is decrypted.
+        let manifest = self.manifest(&location, &record_id, record_version).await?;
+        let (author, author_key) = certificate_key(
+            &manifest.author_msp,
+            &manifest.author_certificate,
+            &self.roots,
+        )?;
+        let proof = SubsetProof::from_bytes(&unb64(&extraction_proof, "extraction proof")?)
+            .map_err(|_| Error::Verify("malformed CES extraction proof".into()))?;
+        if proof.signature().record_id().as_str() != record_id
+            || proof.signature().version() != record_version
+        {
+            return Err(Error::Verify(
+                "the CES proof is for another record or version".into(),
+            ));
+        }
+        let shared: Vec<u32> = sections.iter().map(|s| s.index).collect();
+        if proof.indices() != shared {
+            return Err(Error::Verify(format!(
+                "the CES proof discloses sections {:?}, the share lists {shared:?}",
+                proof.indices()
+            )));
+        }
+        proof
+            .verify(&author_key)
+            .map_err(|_| Error::Verify("the author's CES signature does not verify".into()))?;
+
+        let rid = RecordId::new(record_id.as_str())
+            .map_err(|e| Error::Verify(format!("record id: {e}")))?;
+        let mut out = Vec::with_capacity(sections.len());
+        for (((section, capsule), frags), (_, leaf)) in sections
+            .iter()
+            .zip(&capsules)
+            .zip(&per_section)
+            .zip(proof.leaves())
+        {
+            let context = wrap_context(&record_id, record_version, &section.id);
+            let key = capsule
+                .open_reencrypted(
+                    &grantee.key,
+                    &first.delegating_key,
+                    &frags[..threshold],
+                    &context,
+                )
+                .map_err(|_| Error::Decrypt)?;
+            let key = SectionKey::from_slice(&key[..]).map_err(|_| Error::Decrypt)?;
+            let sid = SectionId::new(section.id.as_str())
+                .map_err(|e| Error::Verify(format!("section id: {e}")))?;
+            let frame = self
+                .open_section(&manifest, section.index, &rid, record_version, &sid, &key)
+                .await?;
+            let content_type = ContentType::from_media_type(&frame.media_type)
+                .map_err(|_| Error::Verify(format!("section {}: bad media type", section.id)))?;
+            let candidate = Section {
+                id: sid,
+                content_type,
+                bytes: frame.bytes,
+            };
+            if ces::leaf_digest(&frame.salt, section.index, &candidate) != *leaf {
+                return Err(Error::Verify(format!(
+                    "section {} is not the one the author signed",
+                    section.id
+                )));
+            }
+            out.push(OpenedSection {
+                id: section.id.clone(),
+                index: section.index,
+                media_type: frame.media_type,
+                bytes: candidate.bytes,
+            });
+        }
+        Ok(AccessedShare {
+            record_id,
+            record_version,
+            author_msp: author.msp_id().to_owned(),
+            author_fingerprint: crate::identity::fingerprint_of(&author),
+            sections: out,
+            proxies_used: used,
+            proxy_failures: failures,
+            open_tx,
+        })
+    }
+
+    /// The audit trail of `owner` on both channels, oldest first, as `viewer` (the owner or
+    /// an auditor) may see it.
+    ///
+    /// # Errors
+    /// [`Error::Index`] / [`Error::Share`] when the ledger refuses the listing.
+    pub async fn audit(&self, viewer: &Member, owner: &str) -> Result<Vec<AuditEntry>> {
+        let mut all = Vec::new();
+        for (channel, on_error) in [
+            (
+                ChannelKind::Storage,
+                Error::Index as fn(LedgerError) -> Error,
+            ),
+            (
+                ChannelKind::Sharing,
+                share_error as fn(LedgerError) -> Error,
+            ),
+        ] {
+            let mut bookmark = String::new();
+            loop {
+                let page: AuditPage = self
+                    .evaluate_json(
+                        viewer,
+                        channel,
+                        Call::new("Audit:List", [owner, "100", bookmark.as_str()]),
+                        on_error,
+                    )
+                    .await?;
+                all.extend(page.entries);
+                if page.bookmark.is_empty() {
+                    break;
+                }
+                bookmark = page.bookmark;
+            }
+        }
+        all.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.tx_id.cmp(&b.tx_id)));
+        Ok(all)
+    }
+}
+
+/// The digest-only CES proof of `indices` (positions in `opened.sections`).
+fn subset_proof(opened: &OpenedRecord, owner: &Member, indices: &[usize]) -> Result<Vec<u8>> {
+    let signature = ces::CesSignature::from_bytes(&opened.ces_signature)
+        .map_err(|_| Error::Verify("malformed CES signature in the index".into()))?;
+    // Rebuild the author's SignedRecord from the signature and the salts found in the
+    // sections (`MFCR` v1 = "MFCR" ‖ 1 ‖ signature body ‖ salts).
+    let mut encoded = b"MFCR\x01".to_vec();
+    encoded.extend_from_slice(&opened.ces_signature[5..]);
+    for salt in &opened.salts {
+        encoded.extend_from_slice(salt.as_bytes());
+    }
+    let signed = SignedRecord::from_bytes(&encoded)
+        .map_err(|_| Error::Verify("the record's CES salts do not match its signature".into()))?;
+    let sections = opened
+        .sections
+        .iter()
+        .map(|s| {
+            let id = SectionId::new(s.id.as_str())
+                .map_err(|e| Error::Verify(format!("section id: {e}")))?;
+            let content_type = ContentType::from_media_type(&s.media_type)
+                .map_err(|_| Error::Verify(format!("section {}: bad media type", s.id)))?;
+            Ok(Section {
+                id,
+                content_type,
+                bytes: s.bytes.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let pseudonym =
+        |p: &str| Pseudonym::new(p).map_err(|e| Error::Verify(format!("pseudonym: {e}")));
+    let record = Record::new(
+        signature.record_id().clone(),
+        signature.version(),
+        pseudonym(owner.fingerprint())?,
+        pseudonym(owner.fingerprint())?,
+        sections,
+    )
+    .map_err(|e| Error::Verify(format!("record: {e}")))?;
+    let disclose: Vec<u32> = indices.iter().map(|&i| opened.sections[i].index).collect();
+    let proof = signed.extract_digests(&record, &disclose).map_err(|e| match e {
+        medfabric_crypto::Error::InvalidInput(what) if what.contains("policy") => Error::Validate(format!(
+            "the author's extraction policy does not allow sharing sections {disclose:?} alone ({what})"
+        )),
+        _ => Error::Verify(format!("the record does not match its CES signature ({e})")),
+    })?;
+    Ok(proof.to_bytes())
+}

@@ -1,0 +1,108 @@
+//! Shared set-up: the embedded consortium with a stored, published, requested and granted
+//! record.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use medfabric_crypto::ces::ExtractionPolicy;
+use medfabric_crypto::record::{RecordId, Section};
+use medfabric_records::demo::{self, DemoOptions, Environment};
+use medfabric_records::{PreparedRecord, PublishRequest, RecordDraft};
+
+pub struct Granted {
+    pub record_id: String,
+    pub share_id: String,
+    pub request_id: String,
+    pub prepared: PreparedRecord,
+    pub sections: Vec<Section>,
+    pub shared: Vec<String>,
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub async fn environment(proxies: usize) -> Environment {
+    let options = DemoOptions {
+        proxies,
+        ..DemoOptions::default()
+    };
+    let env = Environment::start(&options).await.unwrap();
+    env.bootstrap().await.unwrap();
+    env
+}
+
+pub fn draft(env: &Environment, record_id: &str, sections: Vec<Section>) -> RecordDraft {
+    RecordDraft {
+        record_id: RecordId::new(record_id).unwrap(),
+        version: 1,
+        owner: env.cast.patient.member().fingerprint().to_owned(),
+        owner_record_key: env.cast.patient.record_public_key(record_id).unwrap(),
+        sections,
+        section_policies: vec![demo::SECTION_POLICY.to_owned()],
+        extraction_policy: ExtractionPolicy::new(),
+    }
+}
+
+/// Stores the demo record, publishes the default shared sections, the researcher requests,
+/// the patient grants `threshold`-of-all proxies.
+pub async fn granted(env: &Environment, tag: &str, threshold: usize) -> Granted {
+    let mut rng = rand::rngs::OsRng;
+    let sections = demo::default_sections().unwrap();
+    let shared = demo::default_shared(&sections);
+    let record_id = format!("rec-{tag}");
+    let prepared = env
+        .records
+        .prepare(
+            &mut rng,
+            &env.cast.physician,
+            draft(env, &record_id, sections.clone()),
+        )
+        .unwrap();
+    env.records
+        .commit_prepared(&env.cast.physician, &prepared)
+        .await
+        .unwrap();
+    let share_id = format!("share-{tag}");
+    env.records
+        .publish(
+            &env.cast.patient,
+            &PublishRequest {
+                share_id: share_id.clone(),
+                record_id: record_id.clone(),
+                sections: shared.clone(),
+                policy: demo::SHARE_POLICY.to_owned(),
+                auto_grant_seconds: None,
+            },
+        )
+        .await
+        .unwrap();
+    let request_id = format!("req-{tag}");
+    env.records
+        .request(&env.cast.researcher, &share_id, &request_id, "research")
+        .await
+        .unwrap();
+    env.records
+        .grant(
+            &mut rng,
+            &env.cast.patient,
+            &request_id,
+            &env.proxy_endpoints(),
+            threshold,
+            unix_now() + 3600,
+        )
+        .await
+        .unwrap();
+    Granted {
+        record_id,
+        share_id,
+        request_id,
+        prepared,
+        sections,
+        shared,
+    }
+}

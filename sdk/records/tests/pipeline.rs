@@ -1,0 +1,364 @@
+//! Failure handling of the pipeline: proxies down, tampered objects, outages between upload
+//! and index, and what the proxies refuse.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use medfabric_crypto::pre::SecretKey;
+use medfabric_records::demo;
+use medfabric_records::ledger::{Call, ChannelKind, Committed, EmbeddedLedger, LedgerClient};
+use medfabric_records::proxy::{ProxyClient, ProxyConfig};
+use medfabric_records::{Error, IndexOutcome, LedgerError, Member, Stage};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_of_three_works_with_one_proxy_down_and_fails_clearly_with_two_down() {
+    let mut env = common::environment(3).await;
+    let g = common::granted(&env, "down", 2).await;
+    let endpoints = env.proxy_endpoints();
+
+    env.proxies[0].stop().await;
+    let got = env
+        .records
+        .access(&env.cast.researcher, &g.request_id, &endpoints)
+        .await
+        .expect("two proxies are enough");
+    assert_eq!(got.proxies_used.len(), 2);
+    assert!(
+        !got.proxies_used
+            .contains(&env.proxies[0].service.member().fingerprint().to_owned())
+    );
+    assert!(
+        got.proxy_failures
+            .iter()
+            .any(|f| f.contains(&endpoints[0].url)),
+        "{:?}",
+        got.proxy_failures
+    );
+    let opened: Vec<&str> = got.sections.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        opened,
+        g.shared.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+
+    env.proxies[1].stop().await;
+    let err = env
+        .records
+        .access(&env.cast.researcher, &g.request_id, &endpoints)
+        .await
+        .expect_err("one proxy is not enough");
+    assert_eq!(err.stage(), Stage::Reencrypt);
+    match &err {
+        Error::Reencrypt {
+            needed,
+            got,
+            failures,
+        } => {
+            assert_eq!((*needed, *got), (2, 1));
+            assert_eq!(failures.len(), 2, "{failures:?}");
+        }
+        other => panic!("expected a re-encryption error, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("1 of the 2 proxy re-encryptions needed"),
+        "{message}"
+    );
+    assert!(message.contains("unreachable"), "{message}");
+    assert!(
+        message.contains("check that enough proxies are running"),
+        "{message}"
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tampered_object_is_refused_before_decryption() {
+    let mut env = common::environment(3).await;
+    let g = common::granted(&env, "tamper", 2).await;
+    // Flip one byte of a shared section's object in the store folder.
+    let shared_index = g
+        .prepared
+        .sections
+        .iter()
+        .position(|s| s.id == g.shared[0])
+        .unwrap();
+    let digest = g.prepared.sections[shared_index].digest.to_hex();
+    let path = demo::files_under(&env.store_dir)
+        .into_iter()
+        .find(|p| p.ends_with(&digest))
+        .expect("the object file");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let err = env
+        .records
+        .access(&env.cast.researcher, &g.request_id, &env.proxy_endpoints())
+        .await
+        .expect_err("tampered object");
+    // A digest refusal (Verify), not a failed decryption: nothing was decrypted.
+    assert_eq!(err.stage(), Stage::Verify, "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&digest), "{message}");
+    assert!(message.contains("nothing was decrypted"), "{message}");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outage_between_upload_and_index_leaves_no_index_and_a_retry_does_not_duplicate() {
+    let mut env = common::environment(1).await;
+    let mut rng = rand::rngs::OsRng;
+    let sections = demo::default_sections().unwrap();
+    let n = sections.len();
+    let prepared = env
+        .records
+        .prepare(
+            &mut rng,
+            &env.cast.physician,
+            common::draft(&env, "rec-outage", sections),
+        )
+        .unwrap();
+    let mem = env.embedded.clone().unwrap();
+
+    // The ledger goes down after the upload: the index fails, nothing points at the objects.
+    mem.set_reachable(false);
+    let err = env
+        .records
+        .commit_prepared(&env.cast.physician, &prepared)
+        .await
+        .expect_err("ledger down");
+    assert_eq!(err.stage(), Stage::Index, "{err}");
+    assert!(
+        matches!(err, Error::Index(LedgerError::Unreachable { .. })),
+        "{err}"
+    );
+    mem.set_reachable(true);
+    let objects = env.records.blobs().list_objects().await.unwrap();
+    assert_eq!(objects.len(), n + 1, "sections + manifest uploaded");
+    let get = env
+        .ledger
+        .evaluate(
+            &env.cast.physician,
+            ChannelKind::Storage,
+            &Call::new("Record:Get", ["rec-outage"]),
+        )
+        .await
+        .expect_err("no index");
+    assert!(get.refusal().unwrap().contains("does not exist"), "{get}");
+    let heights = (
+        mem.channel(ChannelKind::Storage).height(),
+        mem.channel(ChannelKind::Sharing).height(),
+    );
+
+    // The retry re-uses every object and indexes once.
+    let stored = env
+        .records
+        .commit_prepared(&env.cast.physician, &prepared)
+        .await
+        .unwrap();
+    assert_eq!(stored.upload.created, 0);
+    assert_eq!(stored.upload.already_present, n + 1);
+    assert_eq!(stored.index, IndexOutcome::Created);
+    assert_eq!(env.records.blobs().list_objects().await.unwrap(), objects);
+    assert_eq!(mem.channel(ChannelKind::Storage).height(), heights.0 + 1);
+
+    // And a second retry changes nothing at all.
+    let again = env
+        .records
+        .commit_prepared(&env.cast.physician, &prepared)
+        .await
+        .unwrap();
+    assert_eq!(again.index, IndexOutcome::AlreadyIndexed);
+    assert_eq!(again.tx_id, None);
+    assert_eq!(env.records.blobs().list_objects().await.unwrap(), objects);
+    assert_eq!(mem.channel(ChannelKind::Storage).height(), heights.0 + 1);
+    assert_eq!(mem.channel(ChannelKind::Sharing).height(), heights.1);
+    env.shutdown().await;
+}
+
+/// A ledger client that can be cut off, for one proxy only.
+#[derive(Debug)]
+struct Switchable {
+    inner: Arc<EmbeddedLedger>,
+    up: AtomicBool,
+}
+
+impl Switchable {
+    fn check(&self, channel: ChannelKind, call: &Call) -> Result<(), LedgerError> {
+        if self.up.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(LedgerError::Unreachable {
+                channel: self.inner.channel_name(channel).to_owned(),
+                function: call.function.clone(),
+                message: "connection refused".into(),
+            })
+        }
+    }
+}
+
+#[async_trait]
+impl LedgerClient for Switchable {
+    async fn submit(
+        &self,
+        who: &Member,
+        channel: ChannelKind,
+        call: &Call,
+    ) -> Result<Committed, LedgerError> {
+        self.check(channel, call)?;
+        self.inner.submit(who, channel, call).await
+    }
+    async fn evaluate(
+        &self,
+        who: &Member,
+        channel: ChannelKind,
+        call: &Call,
+    ) -> Result<Vec<u8>, LedgerError> {
+        self.check(channel, call)?;
+        self.inner.evaluate(who, channel, call).await
+    }
+    fn channel_name(&self, channel: ChannelKind) -> &str {
+        self.inner.channel_name(channel)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn proxies_refuse_strangers_floods_and_an_unreachable_ledger() {
+    let mut env = common::environment(0).await;
+    let switch = Arc::new(Switchable {
+        inner: env.embedded.clone().unwrap(),
+        up: AtomicBool::new(true),
+    });
+    let member = env.cast.cas[1]
+        .issue("proxy-x", &["client"], &[("role", "proxy")])
+        .unwrap();
+    let mut rng = rand::rngs::OsRng;
+    let handle = demo::start_proxy(
+        member,
+        SecretKey::random(&mut rng),
+        switch.clone(),
+        ProxyConfig {
+            rate_per_second: 0.5,
+            burst: 3.0,
+            storage_dir: None,
+        },
+    )
+    .await
+    .unwrap();
+    env.proxies.push(handle);
+    let g = common::granted(&env, "refuse", 1).await;
+    let client = ProxyClient::new();
+    let proxy = client
+        .info(&env.proxies[0].endpoint, env.records.roots())
+        .await
+        .unwrap();
+    assert_eq!(env.proxies[0].service.fragment_count(), 1);
+
+    // The grantee is served.
+    let ok = client
+        .reencrypt(&proxy, env.cast.researcher.member(), &g.request_id)
+        .await
+        .unwrap();
+    assert_eq!(ok.cfrags.len(), g.shared.len());
+
+    // Someone else, even with a valid certificate and signature, is not the requester.
+    let stranger = client
+        .reencrypt(&proxy, env.cast.nurse.member(), &g.request_id)
+        .await
+        .expect_err("not the requester");
+    assert!(
+        stranger.contains("403") && stranger.contains("not the requester"),
+        "{stranger}"
+    );
+
+    // Floods are cut per grantee (burst 3: one used above, one more passes, then 429).
+    let _ = client
+        .reencrypt(&proxy, env.cast.researcher.member(), &g.request_id)
+        .await
+        .unwrap();
+    let _ = client
+        .reencrypt(&proxy, env.cast.researcher.member(), &g.request_id)
+        .await
+        .unwrap();
+    let flood = client
+        .reencrypt(&proxy, env.cast.researcher.member(), &g.request_id)
+        .await
+        .expect_err("rate limited");
+    assert!(flood.contains("429"), "{flood}");
+
+    // With the ledger out of reach the proxy refuses rather than guesses.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    switch.up.store(false, Ordering::SeqCst);
+    let down = client
+        .reencrypt(&proxy, env.cast.researcher.member(), &g.request_id)
+        .await
+        .expect_err("ledger unreachable");
+    assert!(down.contains("503") && down.contains("refuses"), "{down}");
+    switch.up.store(true, Ordering::SeqCst);
+
+    // Each served re-encryption is recorded on `sharing`; refusals are not.
+    let audit = env
+        .records
+        .audit(
+            env.cast.patient.member(),
+            env.cast.patient.member().fingerprint(),
+        )
+        .await
+        .unwrap();
+    let reencryptions = audit
+        .iter()
+        .filter(|e| e.action == "share.reencrypt" && e.request_id.as_deref() == Some(&g.request_id))
+        .count();
+    assert_eq!(reencryptions, 3);
+
+    // After revocation the proxy refuses and drops its fragment.
+    env.records
+        .revoke(&env.cast.patient, &g.request_id, "done")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let revoked = client
+        .reencrypt(&proxy, env.cast.researcher.member(), &g.request_id)
+        .await
+        .expect_err("revoked");
+    assert!(
+        revoked.contains("403") && revoked.contains("revoked"),
+        "{revoked}"
+    );
+    assert_eq!(env.proxies[0].service.fragment_count(), 0);
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_chaincode_verifies_the_authors_ces_signature() {
+    let mut env = common::environment(0).await;
+    let mut rng = rand::rngs::OsRng;
+    let sections = demo::default_sections().unwrap();
+    // Signed by the nurse, indexed by the physician: the chaincode refuses the index.
+    let forged = env
+        .records
+        .prepare(
+            &mut rng,
+            env.cast.nurse.member(),
+            common::draft(&env, "rec-forged", sections),
+        )
+        .unwrap();
+    let err = env
+        .records
+        .commit_prepared(&env.cast.physician, &forged)
+        .await
+        .expect_err("signature by another key");
+    assert_eq!(err.stage(), Stage::Index);
+    assert!(
+        err.to_string()
+            .contains("not made by the transaction's signer"),
+        "{err}"
+    );
+    env.shutdown().await;
+}
