@@ -138,7 +138,7 @@ fn sharing_and_unsharing_a_section_rewraps_only_its_key() {
     );
     // The wrapping is small: re-wrapping costs bytes on the ledger, not a re-upload.
     assert_eq!(rewrapped.to_bytes().len(), WrappedDataKey::ENCODED_LEN);
-    assert!(WrappedDataKey::ENCODED_LEN < 256);
+    const { assert!(WrappedDataKey::ENCODED_LEN < 256) };
 
     // A wrapping moved to another section does not open.
     assert!(
