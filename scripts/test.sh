@@ -82,6 +82,9 @@ cargo test --locked -p medfabric-contracts --test conformance_peer -- --ignored
 step "gateway SDK against the real network"
 MEDFABRIC_REAL_NETWORK=1 cargo test --locked -p medfabric-gateway --test real_network -- --include-ignored
 
+step "the gateway client while its peer is stopped and restarted"
+MEDFABRIC_REAL_NETWORK=1 cargo test --locked -p medfabric-gateway --test peer_outage -- --include-ignored
+
 step "Fabric CA users and pseudonyms accepted by the peers"
 MEDFABRIC_REAL_NETWORK=1 cargo test --locked -p medfabric-ca --test test_network_ca
 

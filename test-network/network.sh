@@ -8,6 +8,8 @@
 #   network.sh env ORG [--user Admin|User1|User2|User3]
 #                                         export lines for the peer CLI (eval "$(network.sh env hospital1)")
 #   network.sh status                     recorded processes and whether they run
+#   network.sh stop-peer ORG              stop one organisation's peer (for client tests)
+#   network.sh start-peer ORG             start it again with the same configuration and ledger
 #   network.sh down                       stop exactly the recorded processes, delete the state
 #
 # Environment:
@@ -795,6 +797,50 @@ cmd_deploy() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# stop-peer / start-peer: take one organisation's peer away and bring it back (same config and
+# ledger), so tests can check what clients do while a peer is gone.
+
+cmd_stop_peer() {
+  local org=${1:-}
+  [ -n "$org" ] || die "usage: $0 stop-peer ORG   (ORG: ${ORGS[*]})"
+  org_name "$org" >/dev/null
+  load_state
+  local name pid n exe found=0 rest=()
+  name=$(peer_name "$org")
+  while read -r pid n exe; do
+    [ -n "$pid" ] || continue
+    if [ "$n" = "$name" ] && pid_alive "$pid" "$exe"; then
+      found=1
+      kill -TERM "$pid" 2>/dev/null || true
+      local deadline=$((SECONDS + 10))
+      while pid_alive "$pid" "$exe" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+      if pid_alive "$pid" "$exe"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    elif [ "$n" != "$name" ]; then
+      rest+=("$pid $n $exe")
+    fi
+  done <"$STATE/pids"
+  [ $found = 1 ] || die "$name is not running ('$0 status' lists what runs)"
+  printf '%s\n' "${rest[@]}" >"$STATE/pids"
+  log "$name stopped"
+}
+
+cmd_start_peer() {
+  local org=${1:-}
+  [ -n "$org" ] || die "usage: $0 start-peer ORG   (ORG: ${ORGS[*]})"
+  org_name "$org" >/dev/null
+  load_state
+  local name pid
+  name=$(peer_name "$org")
+  [ -f "$STATE/peers/$name/core.yaml" ] || die "no configuration for $name in $STATE: run '$0 up' first"
+  port_busy "$(peer_port "$org")" && die "port $(peer_port "$org") is in use: is $name already running?"
+  pid=$(start_bg "$name" "$STATE/logs/$name.restart.log" env FABRIC_CFG_PATH="$STATE/peers/$name" \
+    FABRIC_LOGGING_FORMAT="$LOG_FORMAT" "$FABRIC_BIN/peer" node start)
+  wait_until "$name operations endpoint" 30 "$pid" "$STATE/logs/$name.restart.log" \
+    http_ok "http://127.0.0.1:$(peer_ops_port "$org")/healthz"
+  log "$name started (pid $pid, log $STATE/logs/$name.restart.log)"
+}
+
+# ---------------------------------------------------------------------------------------------
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
@@ -808,6 +854,8 @@ case $cmd in
   deploy) cmd_deploy "$@" ;;
   env) cmd_env "$@" ;;
   status) cmd_status ;;
+  stop-peer) cmd_stop_peer "$@" ;;
+  start-peer) cmd_start_peer "$@" ;;
   help | -h | --help) usage ;;
   *)
     usage >&2

@@ -279,6 +279,23 @@ impl From<tonic::Status> for GrpcStatus {
 
 impl From<&tonic::Status> for GrpcStatus {
     fn from(status: &tonic::Status) -> Self {
+        // A status with a source was made by our transport, not sent by the peer: the
+        // connection failed or broke (tonic says "Unknown: transport error"). Say so plainly.
+        if std::error::Error::source(status).is_some()
+            && matches!(
+                status.code(),
+                tonic::Code::Unknown | tonic::Code::Unavailable
+            )
+        {
+            return Self {
+                code: tonic::Code::Unavailable,
+                message: format!(
+                    "the peer is unreachable ({}); check that it is running and reachable, then retry",
+                    status.message()
+                ),
+                details: Vec::new(),
+            };
+        }
         Self {
             code: status.code(),
             message: status.message().to_owned(),
