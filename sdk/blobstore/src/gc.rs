@@ -1,7 +1,7 @@
 //! Listing, deletion and cleanup, for `medfabric gc`.
 
 use std::collections::BTreeSet;
-use std::path::{Path as FsPath, PathBuf};
+use std::path::Path as FsPath;
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
@@ -150,13 +150,13 @@ impl BlobStore {
             }
         }
         if let Backend::Local { root } = self.backend() {
-            let root = root.clone();
+            let folder = root.clone();
             removed += tokio::task::spawn_blocking(move || {
-                remove_local_staging_files(&root, now, older_than)
+                remove_local_staging_files(&folder, now, older_than)
             })
             .await
             .map_err(|e| Error::Cleanup {
-                path: PathBuf::new(),
+                path: root.clone(),
                 source: std::io::Error::other(e),
             })??;
         }
