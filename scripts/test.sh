@@ -6,7 +6,6 @@
 # that cannot start is a failure, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 export CARGO_TERM_COLOR=never
 step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
 
@@ -108,4 +107,3 @@ cargo test --locked -p medfabric-contracts --test conformance_peer -- --ignored
 network down
 
 step "all tests passed"
-echo "$root"
