@@ -95,23 +95,28 @@ print_env() {
   cat "$dir/env"
 }
 
-# s3_put_bucket PORT NAME: CreateBucket with a SigV4-signed request (curl >= 7.75)
+# s3_put_bucket PORT NAME: CreateBucket with a SigV4-signed request (curl >= 7.75). MinIO
+# answers /minio/health/ready before its object layer is up and then refuses requests with 503
+# XMinioServerNotInitialized (or drops the connection): retry those for up to 60 s.
 s3_put_bucket() {
-  local code
-  code=$(curl -s -o "$dir/create-bucket.out" -w '%{http_code}' --max-time 10 -X PUT \
-    --aws-sigv4 "aws:amz:$REGION:s3" --user "$ROOT_USER:$ROOT_PASSWORD" \
-    "http://127.0.0.1:$1/$2") || true
-  case $code in
-    200) return 0 ;;
-    409) grep -q BucketAlreadyOwnedByYou "$dir/create-bucket.out" && return 0 ;;
-  esac
-  die "creating bucket $2 failed (HTTP $code): $(cat "$dir/create-bucket.out" 2>/dev/null)"
+  local code deadline=$((SECONDS + 60))
+  while :; do
+    code=$(curl -s -o "$dir/create-bucket.out" -w '%{http_code}' --max-time 10 -X PUT \
+      --aws-sigv4 "aws:amz:$REGION:s3" --user "$ROOT_USER:$ROOT_PASSWORD" \
+      "http://127.0.0.1:$1/$2") || true
+    case $code in
+      200) return 0 ;;
+      409) grep -q BucketAlreadyOwnedByYou "$dir/create-bucket.out" && return 0 ;;
+      000 | 503) [ $SECONDS -lt $deadline ] && { sleep 0.2; continue; } ;;
+    esac
+    die "creating bucket $2 failed (HTTP $code): $(cat "$dir/create-bucket.out" 2>/dev/null)"
+  done
 }
 
 cmd_start() {
   mkdir -p "$dir/data"
   dir=$(cd "$dir" && pwd)
-  if recorded >/dev/null; then
+  if recorded >/dev/null && [ -f "$dir/env" ]; then
     s3_put_bucket "$(sed -n 's/^MEDFABRIC_S3_ENDPOINT=.*:\([0-9]*\)$/\1/p' "$dir/env")" "$bucket"
     print_env
     return
@@ -146,8 +151,6 @@ cmd_start() {
     [ $SECONDS -lt $deadline ] || { kill -TERM "$pid" 2>/dev/null || true; die "MinIO not ready after 30 s (log: $dir/minio.log)"; }
     sleep 0.1
   done
-  s3_put_bucket "$port" "$bucket"
-
   cat >"$dir/env" <<EOF
 MEDFABRIC_S3_ENDPOINT=http://127.0.0.1:$port
 MEDFABRIC_S3_BUCKET=$bucket
@@ -156,6 +159,7 @@ MEDFABRIC_S3_ACCESS_KEY_ID=$ROOT_USER
 MEDFABRIC_S3_SECRET_ACCESS_KEY=$ROOT_PASSWORD
 MEDFABRIC_MINIO_PID=$pid
 EOF
+  s3_put_bucket "$port" "$bucket"
 
   if [ -n "$watch_pid" ]; then
     # stops this server (and only it) when the watched process is gone
