@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # medfabric test network: a real Hyperledger Fabric network run natively (no Docker).
 #
-#   network.sh up [--bft]                 start orderer(s), 3 peers and their Fabric CAs, create `storage` and `sharing`
+#   network.sh up [--bft]                 start orderer(s), 3 peers and their Fabric CAs, create `storage` and `sharing`,
+#                                         and a MinIO object store (S3 API on BASE+20, bucket `medfabric`;
+#                                         client settings in $STATE/minio/env)
 #   network.sh deploy [--name NAME] [--binary PATH] [--channels "storage sharing"] [--port PORT]
 #                     [--version V] [--collections FILE] [--policy EXPR] [--skip-server]
 #                                         CCaaS chaincode: package, install, approve, commit, start
@@ -73,6 +75,7 @@ peer_ops_port() { echo $(($(peer_port "$1") + 4)); }
 #   Fabric CA of org p (0..2): listen BASE+10+2000*p, operations +1 -> 7060/7061, 9060/9061, 11060/11061
 ca_port() { echo $((PORT_BASE + 10 + 2000 * $(org_index "$1"))); }
 ca_ops_port() { echo $(($(ca_port "$1") + 1)); }
+minio_port() { echo $((PORT_BASE + 20)); }
 
 orderer_dir() { echo "$CRYPTO/ordererOrganizations/medfabric.local/orderers/orderer$1.medfabric.local"; }
 orderer_tlsca() { echo "$CRYPTO/ordererOrganizations/medfabric.local/tlsca/tlsca.medfabric.local-cert.pem"; }
@@ -446,10 +449,16 @@ EOF
       port_busy "$(ca_port "$org")"
   done
 
+  # the consortium's S3-compatible object store for encrypted records (scripts/minio.sh)
+  bash "$HERE/scripts/minio.sh" start --dir "$STATE/minio" \
+    --port "$(minio_port)" --bucket medfabric >/dev/null 2>"$STATE/logs/minio-start.log" ||
+    die "MinIO did not start: $(tail -n 5 "$STATE/logs/minio-start.log")"
+
   write_connection_profiles
   trap - EXIT
   log "network up ($mode, $n_orderers orderer(s), BatchTimeout $batch_timeout) in $(elapsed "$t0") s"
   log "state: $STATE   logs: $STATE/logs   connection profiles: $STATE/connection/<org>.json"
+  log "object store: MinIO at http://127.0.0.1:$(minio_port), bucket medfabric (settings: $STATE/minio/env)"
   log "peer CLI: eval \"\$($0 env hospital1)\""
 }
 
@@ -506,6 +515,8 @@ cmd_down() {
       fi
     done
   fi
+  # MinIO may have been restarted by a test (new pid): stop whatever runs from its folder
+  [ -d "$STATE/minio" ] && bash "$HERE/scripts/minio.sh" stop --dir "$STATE/minio" >/dev/null 2>&1 || true
   rm -rf "$STATE"
   log "network down (${#killed[@]} process(es) stopped, $STATE removed)"
 }
@@ -520,6 +531,7 @@ cmd_status() {
   while read -r pid name exe; do
     if pid_alive "$pid" "$exe"; then echo "running  $pid  $name"; else echo "STOPPED  $pid  $name"; fi
   done <"$STATE/pids"
+  echo "minio    $(bash "$HERE/scripts/minio.sh" status --dir "$STATE/minio" 2>/dev/null || true)"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@
 #                    pid ("PID EXECUTABLE"), env (the MEDFABRIC_S3_* lines)
 #   --port PORT      S3 API port on 127.0.0.1 (default: the port of the previous start in DIR,
 #                    else a free port)
-#   --bucket NAME    bucket created on start (default medfabric-test)
+#   --bucket NAME    bucket created on start (default: the bucket of the previous start in DIR,
+#                    else medfabric-test)
 #   --watch-pid PID  stop the server when process PID exits (test harnesses: no stray server
 #                    when a test process dies)
 #
@@ -44,7 +45,7 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 dir=$here/../.state/minio
 port=
-bucket=medfabric-test
+bucket=
 watch_pid=
 while [ $# -gt 0 ]; do
   case $1 in
@@ -116,6 +117,9 @@ s3_put_bucket() {
 cmd_start() {
   mkdir -p "$dir/data"
   dir=$(cd "$dir" && pwd)
+  # a restart (after `kill` or `stop`) keeps the bucket, as it keeps the data and the port
+  [ -n "$bucket" ] || bucket=$(cat "$dir/bucket" 2>/dev/null || echo medfabric-test)
+  echo "$bucket" >"$dir/bucket"
   if recorded >/dev/null && [ -f "$dir/env" ]; then
     s3_put_bucket "$(sed -n 's/^MEDFABRIC_S3_ENDPOINT=.*:\([0-9]*\)$/\1/p' "$dir/env")" "$bucket"
     print_env

@@ -11,10 +11,13 @@ use crate::config::Settings;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Object store folder (default: a temporary folder, removed at the end).
+    /// Working folder: the objects (embedded demo) and the proxies' storage (default: a
+    /// temporary folder, removed at the end).
     #[arg(long, value_name = "DIR")]
     store: Option<PathBuf>,
-    /// Run the story on a real Fabric network (test-network state folder with connection profiles).
+    /// Run the story on a real Fabric network: the test network's state folder, with the
+    /// connection profiles (`connection/<org>.json`) and its MinIO (`minio/env`), which then
+    /// holds the objects.
     #[arg(long, value_name = "DIR")]
     network: Option<PathBuf>,
     /// FHIR R4 bundle to store (default: HL7's example discharge document, embedded).
@@ -106,8 +109,20 @@ pub async fn run(args: DemoArgs, _settings: &Settings, json: bool) -> Result<()>
     } else {
         args.share.clone()
     };
+    let blob_store = match &args.network {
+        Some(dir) => Some(demo::test_network_object_store(dir)?.with_context(|| {
+            format!(
+                "the network in {} has no object store ({}/minio/env is missing); \
+                 `test-network/network.sh up` starts MinIO with the network",
+                dir.display(),
+                dir.display()
+            )
+        })?),
+        None => None,
+    };
     let options = DemoOptions {
         store_dir: args.store.clone(),
+        blob_store,
         proxies: args.proxies,
         threshold: args.threshold,
         ..DemoOptions::default()
@@ -146,8 +161,8 @@ pub async fn run(args: DemoArgs, _settings: &Settings, json: bool) -> Result<()>
         }
         println!(
             "  objects: {}{}",
-            env.store_dir.display(),
-            if args.store.is_none() {
+            env.objects,
+            if args.store.is_none() && args.network.is_none() {
                 " (temporary; --store DIR keeps it)"
             } else {
                 ""
@@ -183,7 +198,7 @@ pub async fn run(args: DemoArgs, _settings: &Settings, json: bool) -> Result<()>
         .chain(env.cast.proxies.iter())
         {
             println!(
-                "    {:<10} {:<13} {}",
+                "    {:<18} {:<13} {}",
                 m.name(),
                 m.msp_id(),
                 &m.fingerprint()[..16]
@@ -210,7 +225,7 @@ pub async fn run(args: DemoArgs, _settings: &Settings, json: bool) -> Result<()>
     };
     let refs: Vec<&[u8]> = plaintexts.iter().map(Vec::as_slice).collect();
     let public_refs: Vec<&str> = public.iter().map(String::as_str).collect();
-    let scan = demo::scan_for_plaintext(&env, &refs, &public_refs);
+    let scan = demo::scan_for_plaintext(&env, &refs, &public_refs).await;
     let env_is_network = env.embedded.is_none();
     env.shutdown().await;
     if json {
@@ -219,19 +234,22 @@ pub async fn run(args: DemoArgs, _settings: &Settings, json: bool) -> Result<()>
             serde_json::json!({"report": report, "plaintextScan": scan})
         );
     } else {
-        let ledger_note = if env_is_network {
-            "(the real network's ledger is not dumped; the embedded demo scans it too)".to_owned()
+        let scanned = if env_is_network {
+            format!(
+                "{} objects ({} bytes) read from MinIO, {} files ({} bytes) in MinIO's data folder, \
+                 the peers' and orderers' ledgers and the proxies' storage",
+                scan.objects, scan.object_bytes, scan.files, scan.file_bytes
+            )
         } else {
             format!(
-                "and {} ledger keys/values on both channels",
-                scan.ledger_values
+                "{} files ({} bytes) in the object store and the proxies' storage, and {} ledger \
+                 keys/values on both channels",
+                scan.files, scan.file_bytes, scan.ledger_values
             )
         };
         println!(
-            "\nprivacy check: {} files ({} bytes) in the object store and the proxies' storage, {ledger_note}, \
-             searched for {} distinct 16-byte windows of the plaintext sections: {}",
-            scan.files,
-            scan.file_bytes,
+            "\nprivacy check: {scanned}, searched for {} distinct 16-byte windows of the plaintext \
+             sections: {}",
             scan.windows,
             if scan.findings.is_empty() {
                 "none found".to_owned()

@@ -29,6 +29,8 @@ use crate::{Records, fhir};
 
 mod network;
 
+pub use network::test_network_object_store;
+
 /// The default demo record: HL7's FHIR R4 example discharge document (`Bundle-father.json`,
 /// CC0, from `testdata/fhir/hl7/`).
 pub const DEFAULT_BUNDLE: &str = include_str!("../../../testdata/fhir/hl7/Bundle-father.json");
@@ -56,8 +58,11 @@ pub const POLICIES: [(&str, &str); 4] = [
 /// Demo settings.
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
-    /// Object store folder; `None` uses a fresh temporary folder (removed at exit).
+    /// Working folder (objects when [`blob_store`](Self::blob_store) is `None`, the proxies'
+    /// storage); `None` uses a fresh temporary folder (removed at exit).
     pub store_dir: Option<PathBuf>,
+    /// Where the encrypted objects go; `None`: the folder `objects` in the working folder.
+    pub blob_store: Option<BlobStoreConfig>,
     /// Number of proxies.
     pub proxies: usize,
     /// Proxies needed.
@@ -71,6 +76,7 @@ impl Default for DemoOptions {
     fn default() -> Self {
         Self {
             store_dir: None,
+            blob_store: None,
             proxies: 3,
             threshold: 2,
             proxy_config: ProxyConfig::default(),
@@ -142,8 +148,16 @@ pub struct Environment {
     pub cast: Cast,
     /// Proxies.
     pub proxies: Vec<ProxyHandle>,
-    /// The object store folder.
+    /// The working folder (the proxies' storage; the objects when stored locally).
     pub store_dir: PathBuf,
+    /// The object store the pipeline writes to.
+    pub blobs: BlobStore,
+    /// Where the objects are, for people (a folder, or the S3 bucket and endpoint).
+    pub objects: String,
+    /// Further folders the plaintext scan reads (the test network's MinIO data and ledgers).
+    pub scan_dirs: Vec<PathBuf>,
+    /// The objects are not in the working folder (S3): the scan reads them through the API.
+    remote_objects: bool,
     /// Organisations that endorse the pseudonym registration (its private data).
     pub register_endorsers: Vec<String>,
     _temp: Option<tempfile::TempDir>,
@@ -172,8 +186,7 @@ impl Environment {
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
-        let blobs = BlobStore::open(&BlobStoreConfig::local(store_dir.join("objects")))
-            .map_err(Error::Upload)?;
+        let (blobs, objects, remote_objects) = open_blob_store(options, &store_dir)?;
         let embedded = EmbeddedLedger::new();
         let ledger = embedded.clone() as Arc<dyn LedgerClient>;
 
@@ -209,7 +222,7 @@ impl Environment {
             })
             .collect::<Result<_>>()?;
         let roots: Vec<String> = cas.iter().map(|c| c.certificate_pem().to_owned()).collect();
-        let records = Records::new(ledger.clone(), blobs, roots);
+        let records = Records::new(ledger.clone(), blobs.clone(), roots);
         let handles = start_proxies(options, &proxies, &ledger, &store_dir).await?;
         let cast = Cast {
             admin,
@@ -228,6 +241,10 @@ impl Environment {
             cast,
             proxies: handles,
             store_dir,
+            blobs,
+            objects,
+            remote_objects,
+            scan_dirs: Vec::new(),
             register_endorsers: vec!["Hospital1MSP".into(), "Hospital2MSP".into()],
             _temp: temp,
         })
@@ -257,8 +274,7 @@ impl Environment {
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
-        let blobs = BlobStore::open(&BlobStoreConfig::local(store_dir.join("objects")))
-            .map_err(Error::Upload)?;
+        let (blobs, objects, remote_objects) = open_blob_store(options, &store_dir)?;
         let suffix = hex::encode(rand::random::<[u8; 3]>());
         let mut orgs = Vec::new();
         for key in ["hospital1", "hospital2", "research"] {
@@ -320,7 +336,7 @@ impl Environment {
             );
         }
         let roots: Vec<String> = orgs.iter().map(|o| o.root_pem.clone()).collect();
-        let records = Records::new(ledger.clone(), blobs, roots);
+        let records = Records::new(ledger.clone(), blobs.clone(), roots);
         let handles = start_proxies(options, &proxies, &ledger, &store_dir).await?;
         let cast = Cast {
             admin,
@@ -339,6 +355,10 @@ impl Environment {
             cast,
             proxies: handles,
             store_dir,
+            blobs,
+            objects,
+            remote_objects,
+            scan_dirs: network_scan_dirs(network_dir),
             register_endorsers: vec!["Hospital1MSP".into(), "Hospital2MSP".into()],
             _temp: temp,
         })
@@ -394,6 +414,53 @@ impl Environment {
             p.stop().await;
         }
     }
+}
+
+/// What the test network keeps on disk that the scan reads: MinIO's data folder and every
+/// peer's and orderer's block files. The block files hold every value ever written to the
+/// state, contiguous; the LevelDB databases derived from them are not read, because LevelDB's
+/// log framing splits values (a public section id cut in two would read as a finding).
+fn network_scan_dirs(network_dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![network_dir.join("minio/data")];
+    let children = |d: &str| {
+        std::fs::read_dir(network_dir.join(d))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect::<Vec<_>>()
+    };
+    for peer in children("peers") {
+        dirs.push(peer.join("data/ledgersData/chains/chains"));
+    }
+    for orderer in children("orderers") {
+        dirs.push(orderer.join("data/ledger/chains"));
+    }
+    dirs.retain(|d| d.is_dir());
+    dirs
+}
+
+/// Opens the configured object store (default: `objects` in the working folder) and describes
+/// it.
+fn open_blob_store(options: &DemoOptions, store_dir: &Path) -> Result<(BlobStore, String, bool)> {
+    let config = options
+        .blob_store
+        .clone()
+        .unwrap_or_else(|| BlobStoreConfig::local(store_dir.join("objects")));
+    let description = match &config {
+        BlobStoreConfig::Local { root } => root.display().to_string(),
+        BlobStoreConfig::S3(s3) => format!(
+            "s3://{}{} at {}",
+            s3.bucket,
+            s3.key_prefix
+                .as_deref()
+                .map_or_else(String::new, |p| format!("/{p}")),
+            s3.endpoint.as_deref().unwrap_or("AWS S3")
+        ),
+    };
+    let blobs = BlobStore::open(&config).map_err(Error::Upload)?;
+    let remote = matches!(config, BlobStoreConfig::S3(_));
+    Ok((blobs, description, remote))
 }
 
 async fn start_proxies(
@@ -686,7 +753,7 @@ pub async fn run_story(
         "uploaded {} objects ({} bytes of ciphertext + manifest) to {}",
         stored.upload.created + stored.upload.already_present,
         stored.upload.bytes,
-        env.store_dir.join("objects").display()
+        env.objects
     ));
     details.push(format!(
         "indexed on storage: Record:Create tx {} -> location {}",
@@ -1068,10 +1135,14 @@ pub async fn wait_for(mut f: impl FnMut() -> bool, timeout: Duration) -> bool {
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScanReport {
-    /// Files scanned (objects, manifests, proxies' storage).
+    /// Files scanned (local objects, the proxies' storage, the network's data folders).
     pub files: usize,
     /// Bytes scanned in those files.
     pub file_bytes: u64,
+    /// Objects read through a remote object store's API.
+    pub objects: usize,
+    /// Bytes of those objects.
+    pub object_bytes: u64,
     /// Ledger values scanned (current state, history, private data, events, keys).
     pub ledger_values: usize,
     /// Distinct 16-byte plaintext windows searched for.
@@ -1127,17 +1198,38 @@ fn outside_public<'a>(bytes: &'a [u8], public: &[&str]) -> Vec<&'a [u8]> {
 /// Window length of the plaintext scan.
 pub const SCAN_WINDOW: usize = 16;
 
-/// Searches the object store folder (objects and the proxies' storage) and both channels'
-/// complete contents (keys, values, history, private data, events; embedded ledger only) for
-/// any 16-byte window of
-/// any plaintext section. Occurrences of the `public` strings (section ids and media types:
-/// metadata the ledger holds by design, see [`public_metadata`]) are cut out of what is
-/// searched, so a window that overlaps one is not a finding.
-pub fn scan_for_plaintext(env: &Environment, plaintexts: &[&[u8]], public: &[&str]) -> ScanReport {
+/// Windows with fewer distinct byte values than this (runs of zeros or spaces, padding, flat
+/// image areas) are not searched: they occur in any file format and reveal nothing of a record.
+pub const SCAN_MIN_DISTINCT: usize = 6;
+
+fn distinct_bytes(window: &[u8]) -> usize {
+    let mut seen = [false; 256];
+    window.iter().for_each(|&b| seen[usize::from(b)] = true);
+    seen.iter().filter(|&&s| s).count()
+}
+
+/// Searches for any 16-byte window (of at least [`SCAN_MIN_DISTINCT`] distinct bytes) of any
+/// plaintext section in:
+/// - the working folder (local objects, the proxies' storage) and [`Environment::scan_dirs`]
+///   (on the test network: MinIO's data folder and every peer's and orderer's block files,
+///   which hold every value ever written to the state),
+/// - every object of a remote object store, read raw through its API,
+/// - both channels' complete contents (keys, values, history, private data, events) of the
+///   embedded ledger.
+///
+/// Occurrences of the `public` strings (section ids and media types: metadata the ledger holds
+/// by design, see [`public_metadata`]) are cut out of what is searched, so a window that
+/// overlaps one is not a finding.
+pub async fn scan_for_plaintext(
+    env: &Environment,
+    plaintexts: &[&[u8]],
+    public: &[&str],
+) -> ScanReport {
     use std::collections::HashSet;
     let windows: HashSet<&[u8]> = plaintexts
         .iter()
         .flat_map(|p| p.windows(SCAN_WINDOW))
+        .filter(|w| distinct_bytes(w) >= SCAN_MIN_DISTINCT)
         .collect();
     let mut report = ScanReport {
         windows: windows.len(),
@@ -1152,11 +1244,26 @@ pub fn scan_for_plaintext(env: &Environment, plaintexts: &[&[u8]], public: &[&st
             }
         }
     };
-    for path in files_under(&env.store_dir) {
+    let dirs = std::iter::once(&env.store_dir).chain(&env.scan_dirs);
+    for path in dirs.flat_map(|d| files_under(d)) {
         if let Ok(bytes) = std::fs::read(&path) {
             report.files += 1;
             report.file_bytes += bytes.len() as u64;
             check(&path.display().to_string(), &bytes, &mut report);
+        }
+    }
+    if env.remote_objects {
+        match raw_objects(&env.blobs).await {
+            Ok(objects) => {
+                for (key, bytes) in objects {
+                    report.objects += 1;
+                    report.object_bytes += bytes.len() as u64;
+                    check(&format!("object {key}"), &bytes, &mut report);
+                }
+            }
+            Err(e) => report
+                .findings
+                .push(format!("the object store could not be scanned: {e}")),
         }
     }
     let embedded = env
@@ -1185,4 +1292,28 @@ pub fn scan_for_plaintext(env: &Environment, plaintexts: &[&[u8]], public: &[&st
         }
     }
     report
+}
+
+/// Every object under the store's prefix (finished objects and any temporary upload), raw.
+async fn raw_objects(blobs: &BlobStore) -> std::result::Result<Vec<(String, Vec<u8>)>, String> {
+    use futures_util::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let store = blobs.unverified_object_store();
+    let metas: Vec<_> = store
+        .list(None)
+        .try_collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(metas.len());
+    for meta in metas {
+        let bytes = store
+            .get(&meta.location)
+            .await
+            .map_err(|e| e.to_string())?
+            .bytes()
+            .await
+            .map_err(|e| e.to_string())?;
+        out.push((meta.location.to_string(), bytes.to_vec()));
+    }
+    Ok(out)
 }

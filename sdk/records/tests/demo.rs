@@ -80,7 +80,7 @@ async fn the_demo_story_holds_step_by_step() {
     let plaintexts: Vec<&[u8]> = sections.iter().map(|s| s.bytes.as_slice()).collect();
     let public = demo::public_metadata(&sections);
     let public: Vec<&str> = public.iter().map(String::as_str).collect();
-    let scan = demo::scan_for_plaintext(&env, &plaintexts, &public);
+    let scan = demo::scan_for_plaintext(&env, &plaintexts, &public).await;
     assert!(scan.files >= sections.len() + 1 + 3, "{scan:?}");
     assert!(scan.ledger_values > 100, "{scan:?}");
     assert!(scan.windows > 40_000, "{scan:?}");
@@ -89,7 +89,7 @@ async fn the_demo_story_holds_step_by_step() {
     // The scan does find plaintext where there is some.
     let leak = env.store_dir.join("leak.json");
     std::fs::write(&leak, &sections[2].bytes[10..40]).unwrap();
-    let caught = demo::scan_for_plaintext(&env, &plaintexts, &public);
+    let caught = demo::scan_for_plaintext(&env, &plaintexts, &public).await;
     assert_eq!(caught.findings.len(), 1, "{:?}", caught.findings);
     std::fs::remove_file(leak).unwrap();
     env.shutdown().await;

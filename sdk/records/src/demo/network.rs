@@ -153,3 +153,51 @@ impl NetworkOrg {
         Member::new(enrollment_id, &self.msp_id, &certificate_pem, &der)
     }
 }
+
+/// The test network's object store: the MinIO that `network.sh up` starts, described by
+/// `<network_dir>/minio/env` (the `MEDFABRIC_S3_*` lines written by `scripts/minio.sh`).
+/// `None` when the network has no MinIO folder.
+///
+/// Plain HTTP is allowed only because that server listens on the loopback interface; any
+/// other endpoint must be `https://`.
+///
+/// # Errors
+/// [`Error::Read`] when the file exists but a setting is missing or malformed.
+pub fn test_network_object_store(
+    network_dir: &Path,
+) -> Result<Option<medfabric_blobstore::BlobStoreConfig>> {
+    use medfabric_blobstore::{BlobStoreConfig, S3Config, S3Credentials};
+    let path = network_dir.join("minio").join("env");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(fail(format!("cannot read {}: {e}", path.display()))),
+    };
+    let vars: std::collections::HashMap<&str, &str> = text
+        .lines()
+        .filter_map(|l| l.trim().split_once('='))
+        .collect();
+    let var = |k: &str| {
+        vars.get(k)
+            .map(|v| (*v).to_owned())
+            .ok_or_else(|| fail(format!("{}: {k} is missing", path.display())))
+    };
+    let endpoint = var("MEDFABRIC_S3_ENDPOINT")?;
+    let loopback =
+        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:");
+    let mut config = S3Config::new(
+        Some(endpoint),
+        var("MEDFABRIC_S3_BUCKET")?,
+        var("MEDFABRIC_S3_REGION")?,
+        S3Credentials::new(
+            var("MEDFABRIC_S3_ACCESS_KEY_ID")?,
+            var("MEDFABRIC_S3_SECRET_ACCESS_KEY")?,
+        ),
+    );
+    config.dangerous_allow_http = loopback;
+    let config = BlobStoreConfig::S3(config);
+    config
+        .validate()
+        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    Ok(Some(config))
+}
