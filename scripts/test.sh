@@ -97,6 +97,9 @@ step "the end-to-end story on the real network (medfabric demo --network)"
 cargo test --locked -p medfabric-records --test network -- --ignored
 cargo run --release --locked -q -p medfabric-cli -- demo --network test-network/.state
 
+step "the medfabric command on the real network (identities, policies, proxies, a record's life)"
+test-network/tests/cli.sh target/release/medfabric
+
 step "chaincode server restart"
 test-network/tests/chaincode-restart.sh
 

@@ -38,6 +38,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// End-to-end latency and throughput: store, share, access, upload, proxy re-encryption.
     Bench(bench::BenchArgs),
+    /// Enrol users at your organisation's Fabric CA, show the acting identity, register
+    /// pseudonyms.
+    #[command(subcommand)]
+    Identity(network::IdentityCommand),
     /// Store, read, share and audit records (needs a network: see `medfabric config`).
     #[command(subcommand)]
     Record(network::RecordCommand),
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => demo::run(args, &settings, cli.json).await,
             Command::Bench(args) => bench::run(args, cli.json).await,
+            Command::Identity(cmd) => network::identity(cmd, &settings, cli.json).await,
             Command::Record(cmd) => network::record(cmd, &settings, cli.json).await,
             Command::Policy(cmd) => network::policy(cmd, &settings, cli.json).await,
             Command::Proxy(cmd) => network::proxy(cmd, &settings, cli.json).await,

@@ -141,7 +141,54 @@ impl Channels {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum IdentityCommand {
+    /// Register and enrol a user at your organisation's Fabric CA (its registrar from the
+    /// connection profile) with certificate attributes; writes an MSP folder to use with
+    /// `--msp-dir`/`MEDFABRIC_MSP_DIR`.
+    Enroll {
+        /// Enrollment id (a pseudonym, if you wish: the certificate carries no other name).
+        name: String,
+        /// Certificate attributes `NAME=VALUE` (e.g. `role=physician`), repeatable.
+        #[arg(long = "attr", value_name = "NAME=VALUE")]
+        attrs: Vec<String>,
+        /// Fabric CA identity type: the certificate's OU (`client`, `admin`).
+        #[arg(long = "type", default_value = "client")]
+        identity_type: String,
+        /// Affiliation (default: the organisation's key, e.g. `hospital1`).
+        #[arg(long)]
+        affiliation: Option<String>,
+        /// The MSP folder to write (must not exist yet).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Show the configured identity: name, MSP, pseudonym (certificate fingerprint).
+    Show,
+    /// Register the configured identity's certificate as a record owner's pseudonym
+    /// (`Pseudonym:Register` on `storage`) with its re-encryption key from the wallet.
+    Register {
+        /// The hospital's local patient number, kept in the organisation's private data only.
+        #[arg(long)]
+        patient_number: Option<String>,
+        /// Organisations that endorse (their peers receive the private data).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "Hospital1MSP,Hospital2MSP"
+        )]
+        endorse: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
+    /// Initialise a channel's policy registry with the policy of its admins (once per channel).
+    Init {
+        /// Who administers the named policies.
+        #[arg(default_value = "ou:admin")]
+        admin: String,
+        #[arg(long, value_enum, default_value = "both")]
+        channel: Channels,
+    },
     /// Set a named policy (MSP admins satisfying `admin`).
     Set {
         name: String,
@@ -211,13 +258,7 @@ fn read_roots(settings: &Settings) -> Result<Vec<String>> {
 }
 
 async fn session(settings: &Settings) -> Result<Session> {
-    let network = settings.network.value.as_ref().ok_or_else(|| {
-        anyhow!(
-            "no network configured: set `network` in medfabric.toml or MEDFABRIC_NETWORK to a test-network \
-             state folder (with connection/<org>.json), e.g. after `test-network/network.sh up`; \
-             or try `medfabric demo`, which needs no network"
-        )
-    })?;
+    let network = network_dir(settings)?;
     let profile = ConnectionProfile::load_from_network_dir(network, &settings.org.value)
         .with_context(|| format!("loading the connection profile of {}", settings.org.value))?;
     let msp_dir = match &settings.msp_dir.value {
@@ -242,13 +283,12 @@ async fn session(settings: &Settings) -> Result<Session> {
         "sharing",
         settings.chaincode.value.clone(),
     );
-    let blobs =
-        BlobStore::open(&BlobStoreConfig::local(&settings.store.value)).with_context(|| {
-            format!(
-                "opening the object store {}",
-                settings.store.value.display()
-            )
-        })?;
+    let blobs = BlobStore::open(&blob_store_config(&settings.store.value)?).with_context(|| {
+        format!(
+            "opening the object store {}",
+            settings.store.value.display()
+        )
+    })?;
     let records = Records::new(
         Arc::new(ledger) as Arc<dyn LedgerClient>,
         blobs,
@@ -626,6 +666,24 @@ pub async fn policy(cmd: PolicyCommand, settings: &Settings, json: bool) -> Resu
     let s = session(settings).await?;
     let ledger = s.records.ledger();
     match cmd {
+        PolicyCommand::Init { admin, channel } => {
+            for ch in channel.list() {
+                let c = ledger
+                    .submit(&s.member, ch, &Call::new("Policy:Init", [admin.as_str()]))
+                    .await?;
+                emit(
+                    json,
+                    &serde_json::json!({"channel": ledger.channel_name(ch), "txId": c.tx_id}),
+                    || {
+                        println!(
+                            "{}: policy registry initialised, admins: {admin} (tx {})",
+                            ledger.channel_name(ch),
+                            c.tx_id
+                        );
+                    },
+                );
+            }
+        }
         PolicyCommand::Set {
             name,
             policy,
@@ -678,6 +736,158 @@ pub async fn policy(cmd: PolicyCommand, settings: &Settings, json: bool) -> Resu
         }
     }
     Ok(())
+}
+
+pub async fn identity(cmd: IdentityCommand, settings: &Settings, json: bool) -> Result<()> {
+    match cmd {
+        IdentityCommand::Enroll {
+            name,
+            attrs,
+            identity_type,
+            affiliation,
+            out,
+        } => {
+            let network = network_dir(settings)?;
+            if out.exists() {
+                bail!(
+                    "{} already exists: choose a new folder for the MSP of {name}",
+                    out.display()
+                );
+            }
+            let attrs: Vec<(&str, &str)> = attrs
+                .iter()
+                .map(|a| {
+                    a.split_once('=')
+                        .filter(|(n, _)| !n.is_empty())
+                        .ok_or_else(|| {
+                            anyhow!("attribute {a:?}: write NAME=VALUE, e.g. role=physician")
+                        })
+                })
+                .collect::<Result<_>>()?;
+            let member = medfabric_records::demo::enroll_at_test_network(
+                network,
+                &settings.org.value,
+                &name,
+                &identity_type,
+                affiliation.as_deref(),
+                &attrs,
+                &out,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "enrolling {name} at the Fabric CA of {}",
+                    settings.org.value
+                )
+            })?;
+            emit(
+                json,
+                &serde_json::json!({
+                    "name": name, "mspId": member.msp_id(), "fingerprint": member.fingerprint(),
+                    "mspDir": out,
+                }),
+                || {
+                    println!(
+                        "enrolled {name} ({}), pseudonym {}\nMSP folder {}: use it with --msp-dir or MEDFABRIC_MSP_DIR",
+                        member.msp_id(),
+                        member.fingerprint(),
+                        out.display()
+                    );
+                },
+            );
+        }
+        IdentityCommand::Show => {
+            let s = session(settings).await?;
+            let m = &s.member;
+            emit(
+                json,
+                &serde_json::json!({"name": m.name(), "mspId": m.msp_id(), "fingerprint": m.fingerprint()}),
+                || {
+                    println!(
+                        "{} of {}, pseudonym {}",
+                        m.name(),
+                        m.msp_id(),
+                        m.fingerprint()
+                    )
+                },
+            );
+        }
+        IdentityCommand::Register {
+            patient_number,
+            endorse,
+        } => {
+            let s = session(settings).await?;
+            let owner = owner(&s)?;
+            let endorsers: Vec<&str> = endorse.iter().map(String::as_str).collect();
+            s.records
+                .register_owner(
+                    &mut rand::rngs::OsRng,
+                    &owner,
+                    patient_number.as_deref(),
+                    &endorsers,
+                )
+                .await?;
+            emit(
+                json,
+                &serde_json::json!({"pseudonym": s.member.fingerprint()}),
+                || println!("pseudonym {} registered on storage", s.member.fingerprint()),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn network_dir(settings: &Settings) -> Result<&Path> {
+    settings.network.value.as_deref().ok_or_else(|| {
+        anyhow!(
+            "no network configured: set `network` in medfabric.toml or MEDFABRIC_NETWORK to a test-network \
+             state folder (with connection/<org>.json), e.g. after `test-network/network.sh up`; \
+             or try `medfabric demo`, which needs no network"
+        )
+    })
+}
+
+/// The object store of `store`: a folder, or `s3://BUCKET[/PREFIX]` with the endpoint, region
+/// and credentials from `MEDFABRIC_S3_ENDPOINT` (default AWS), `MEDFABRIC_S3_REGION` (default
+/// us-east-1), `MEDFABRIC_S3_ACCESS_KEY_ID` and `MEDFABRIC_S3_SECRET_ACCESS_KEY` (the
+/// environment only: secrets stay out of configuration files). Plain `http://` endpoints are
+/// accepted on the loopback interface only.
+pub fn blob_store_config(store: &Path) -> Result<BlobStoreConfig> {
+    let text = store.to_string_lossy();
+    let Some(rest) = text.strip_prefix("s3://") else {
+        return Ok(BlobStoreConfig::local(store));
+    };
+    let (bucket, prefix) = match rest.split_once('/') {
+        Some((b, p)) if !p.trim_matches('/').is_empty() => {
+            (b.to_owned(), Some(p.trim_matches('/').to_owned()))
+        }
+        Some((b, _)) => (b.to_owned(), None),
+        None => (rest.to_owned(), None),
+    };
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let need = |k: &str| {
+        env(k).ok_or_else(|| {
+            anyhow!("store {text}: set {k} (S3 credentials come from the environment)")
+        })
+    };
+    let endpoint = env("MEDFABRIC_S3_ENDPOINT");
+    let loopback = endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://127.0.0.1:") || e.starts_with("http://localhost:"));
+    let mut config = medfabric_blobstore::S3Config::new(
+        endpoint,
+        bucket,
+        env("MEDFABRIC_S3_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+        medfabric_blobstore::S3Credentials::new(
+            need("MEDFABRIC_S3_ACCESS_KEY_ID")?,
+            need("MEDFABRIC_S3_SECRET_ACCESS_KEY")?,
+        ),
+    );
+    config.key_prefix = prefix;
+    config.dangerous_allow_http = loopback;
+    let config = BlobStoreConfig::S3(config);
+    config.validate().with_context(|| format!("store {text}"))?;
+    Ok(config)
 }
 
 pub async fn proxy(cmd: ProxyCommand, settings: &Settings, _json: bool) -> Result<()> {

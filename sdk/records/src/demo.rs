@@ -29,7 +29,7 @@ use crate::{Records, fhir};
 
 mod network;
 
-pub use network::test_network_object_store;
+pub use network::{enroll_at_test_network, test_network_object_store};
 
 /// The default demo record: HL7's FHIR R4 example discharge document (`Bundle-father.json`,
 /// CC0, from `testdata/fhir/hl7/`).

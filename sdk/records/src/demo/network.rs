@@ -154,6 +154,56 @@ impl NetworkOrg {
     }
 }
 
+/// Registers `enrollment_id` at the Fabric CA of organisation `org_key` (`connection/<org_key>.json`
+/// in `network_dir`, whose registrar registers it) with certificate attributes, enrols it with
+/// a fresh key, and writes the MSP folder `out` (signcerts, keystore, cacerts, config.yaml).
+/// `identity_type` is Fabric CA's type (`client`, `admin`, ...: the certificate's OU);
+/// `affiliation` defaults to the organisation's.
+///
+/// # Errors
+/// [`Error::Read`] when the profile, the CA or the folder fails (a name already registered
+/// included).
+pub async fn enroll_at_test_network(
+    network_dir: &Path,
+    org_key: &str,
+    enrollment_id: &str,
+    identity_type: &str,
+    affiliation: Option<&str>,
+    attributes: &[(&str, &str)],
+    out: &Path,
+) -> Result<Member> {
+    let org = NetworkOrg::connect(network_dir, org_key).await?;
+    let affiliation = affiliation.unwrap_or(org.affiliation());
+    let mut registration = RegistrationRequest::new(enrollment_id)
+        .identity_type(identity_type)
+        .affiliation(affiliation);
+    for (name, value) in attributes {
+        registration = registration.ecert_attribute(*name, *value);
+    }
+    let secret = org
+        .ca
+        .register(&org.registrar.credential(), &registration)
+        .await
+        .map_err(|e| fail(format!("registering {enrollment_id}: {e}")))?;
+    let enrollment = org
+        .ca
+        .enroll(
+            &EnrollmentRequest::new(enrollment_id, secret),
+            P256Signer::generate().map_err(fail)?,
+        )
+        .await
+        .map_err(|e| fail(format!("enrolling {enrollment_id}: {e}")))?;
+    enrollment
+        .write_msp_dir(out)
+        .map_err(|e| fail(format!("writing the MSP folder {}: {e}", out.display())))?;
+    Member::from_msp_dir(
+        enrollment_id,
+        &org.msp_id,
+        out,
+        std::time::SystemTime::now(),
+    )
+}
+
 /// The test network's object store: the MinIO that `network.sh up` starts, described by
 /// `<network_dir>/minio/env` (the `MEDFABRIC_S3_*` lines written by `scripts/minio.sh`).
 /// `None` when the network has no MinIO folder.
