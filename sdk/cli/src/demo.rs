@@ -112,8 +112,11 @@ pub async fn run(args: DemoArgs, _settings: &Settings, json: bool) -> Result<()>
     let blob_store = match &args.network {
         Some(dir) => Some(demo::test_network_object_store(dir)?.with_context(|| {
             format!(
-                "the network in {} has no object store ({}/minio/env is missing); \
-                 `test-network/network.sh up` starts MinIO with the network",
+                "no test network with an object store in {} ({}/minio/env is missing): \
+                 `test-network/network.sh up` starts the network with MinIO, then deploy the \
+                 medical chaincode: test-network/network.sh deploy --name medfabric --binary \
+                 target/release/medfabric-chaincode --channels \"storage sharing\" --port 9997 \
+                 --collections collections/medfabric.json",
                 dir.display(),
                 dir.display()
             )

@@ -84,6 +84,7 @@ fn unique(id: String, seen: &mut BTreeSet<String>) -> String {
 /// [`Error::Read`] when the bytes are not JSON; [`Error::Validate`] when they are not a
 /// bundle with 1 to [`MAX_SECTIONS`] entries carrying resources.
 pub fn sections_from_bundle(json: &[u8]) -> Result<Vec<Section>> {
+    validate_r4(json)?;
     let bundle: Bundle<'_> =
         serde_json::from_slice(json).map_err(|e| Error::Read(format!("FHIR bundle: {e}")))?;
     if bundle.resource_type != "Bundle" {
@@ -142,6 +143,42 @@ pub fn sections_from_bundle(json: &[u8]) -> Result<Vec<Section>> {
     Ok(sections)
 }
 
+/// Most validation problems quoted in an error.
+const MAX_ISSUES_SHOWN: usize = 5;
+
+/// Checks `json` against the FHIR R4 model (every resource and datatype of the specification,
+/// with `fhirkit`): unknown elements, wrong types, invalid codes and missing required elements
+/// are refused, each named by its path.
+///
+/// # Errors
+/// [`Error::Validate`] listing the first problems; [`Error::Read`] when it is not JSON.
+pub fn validate_r4(json: &[u8]) -> Result<()> {
+    let text = std::str::from_utf8(json)
+        .map_err(|e| Error::Validate(format!("FHIR bundle: not UTF-8: {e}")))?;
+    match fhirkit::from_json_strict::<fhirkit::r4::Bundle>(text) {
+        Ok(_) => Ok(()),
+        Err(fhirkit::Error::Json(e)) => Err(Error::Read(format!("FHIR bundle: {e}"))),
+        Err(fhirkit::Error::Invalid(issues)) => {
+            let shown: Vec<String> = issues
+                .iter()
+                .take(MAX_ISSUES_SHOWN)
+                .map(ToString::to_string)
+                .collect();
+            let more = issues.len().saturating_sub(MAX_ISSUES_SHOWN);
+            Err(Error::Validate(format!(
+                "not a valid FHIR R4 Bundle ({} problem(s)): {}{}",
+                issues.len(),
+                shown.join("; "),
+                if more > 0 {
+                    format!("; and {more} more")
+                } else {
+                    String::new()
+                }
+            )))
+        }
+    }
+}
+
 /// An attachment section (e.g. a DICOM file).
 ///
 /// # Errors
@@ -161,7 +198,7 @@ mod tests {
     fn entries_become_sections_with_exact_bytes() {
         let json = br#"{"resourceType":"Bundle","type":"collection","entry":[
             {"fullUrl":"urn:uuid:1111","resource":{"resourceType":"Patient","id":"p1","name":[{"family":"Doe"}]}},
-            {"fullUrl":"urn:uuid:2222","resource":{"resourceType":"Condition",  "code":{"text":"asthma"}}},
+            {"fullUrl":"urn:uuid:2222","resource":{"resourceType":"Condition",  "code":{"text":"asthma"},"subject":{"reference":"Patient/p1"}}},
             {"resource":{"resourceType":"Binary","id":"img","contentType":"application/dicom","data":"RElDTQ=="}},
             {"resource":{"resourceType":"Patient","id":"p1"}}
         ]}"#;
@@ -173,11 +210,67 @@ mod tests {
         );
         assert_eq!(
             sections[1].bytes,
-            br#"{"resourceType":"Condition",  "code":{"text":"asthma"}}"#
+            br#"{"resourceType":"Condition",  "code":{"text":"asthma"},"subject":{"reference":"Patient/p1"}}"#
         );
         assert_eq!(sections[2].bytes, b"DICM");
         assert_eq!(sections[2].content_type.media_type(), "application/dicom");
         assert!(sections_from_bundle(br#"{"resourceType":"Patient"}"#).is_err());
         assert!(sections_from_bundle(b"not json").is_err());
+    }
+
+    fn testdata(path: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/../../testdata/fhir/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn every_curated_example_is_valid_fhir_r4() {
+        for dir in ["hl7", "synthea"] {
+            let folder = format!("{}/../../testdata/fhir/{dir}", env!("CARGO_MANIFEST_DIR"));
+            let mut n = 0;
+            for entry in std::fs::read_dir(folder).unwrap().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                // the HL7 folder also holds single resources; records are bundles
+                if !name.ends_with(".json") || (dir == "hl7" && !name.starts_with("Bundle-")) {
+                    continue;
+                }
+                let bytes = testdata(&format!("{dir}/{name}"));
+                validate_r4(&bytes).unwrap_or_else(|e| panic!("{dir}/{name}: {e}"));
+                n += 1;
+            }
+            assert!(n >= 2, "{dir}: {n} files");
+        }
+    }
+
+    #[test]
+    fn invalid_fhir_is_refused_with_the_element_path() {
+        let err = sections_from_bundle(&testdata("invalid/not-a-bundle.json")).unwrap_err();
+        assert!(matches!(err, Error::Validate(_)), "{err}");
+        assert!(err.to_string().contains("Bundle.entry"), "{err}");
+
+        // Well-formed JSON and a real resource type, but an unknown element and a wrong type:
+        // each reported with its path.
+        let bad = br#"{"resourceType":"Bundle","type":"collection","entry":[
+            {"resource":{"resourceType":"Patient","id":"p1",
+                         "favouriteColour":"blue","birthDate":19741225}}]}"#;
+        let message = sections_from_bundle(bad).unwrap_err().to_string();
+        for path in [
+            "Bundle.entry[0].resource.favouriteColour: unknown element",
+            "Bundle.entry[0].resource.birthDate: expected a string",
+        ] {
+            assert!(message.contains(path), "{path} not in: {message}");
+        }
+        assert!(
+            message.contains("not a valid FHIR R4 Bundle (2 problem(s))"),
+            "{message}"
+        );
+        // A resource that is not a Bundle.
+        let message = sections_from_bundle(&testdata("hl7/Patient-example.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("expected \"Bundle\""), "{message}");
     }
 }
