@@ -12,8 +12,9 @@ mod medical;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use medfabric_shim::ext::KeyEndorsementPolicy;
 use medfabric_shim::ledger::{Creator, TxTimestamp};
-use medfabric_shim::memory::{Invocation, MemoryChannel, ValidationCode};
+use medfabric_shim::memory::{EndorsementPolicies, Invocation, MemoryChannel, ValidationCode};
 use medical::{Backend, Call, Channel, Submitted, User, b64, call, expect_error, json_of};
 use rcgen::{CertificateParams, CustomExtension, DistinguishedName, DnType, Issuer, KeyPair};
 use serde_json::{Value, json};
@@ -87,6 +88,8 @@ struct Memory {
     expired: Creator,
     seconds: i64,
     nanos: i32,
+    /// Endorsers of a call that names none (default: the creator's organisation).
+    default_endorsers: Option<Vec<String>>,
 }
 
 impl Memory {
@@ -133,6 +136,7 @@ impl Memory {
             expired,
             seconds: START,
             nanos: 0,
+            default_endorsers: None,
         }
     }
 
@@ -149,7 +153,10 @@ impl Memory {
             .chain(call.args.into_iter().map(String::into_bytes))
             .collect();
         invocation.transient = call.transient;
-        if let Some(orgs) = call.endorsing_orgs {
+        if let Some(orgs) = call
+            .endorsing_orgs
+            .or_else(|| self.default_endorsers.clone())
+        {
             invocation.endorsers = orgs;
         }
         self.nanos += 1;
@@ -249,6 +256,93 @@ fn scenario_on_the_memory_ledger() {
             "no {expected} event in {names:?}"
         );
     }
+}
+
+/// The patient-number mapping is Hospital1's transaction alone. With the definition's policies
+/// modelled (chaincode `MAJORITY` of the three organisations, each patient map collection its
+/// hospital's peer, as `collections/medfabric.json`), `Pseudonym:MapPatient` commits endorsed
+/// by Hospital1 only, fails validation endorsed by others, and writes nothing but the private
+/// entry; a public write endorsed by one organisation fails, as on the network.
+#[test]
+fn patient_number_is_mapped_by_the_holding_hospital_alone() {
+    let mut b = Memory::new();
+    let orgs = ["Hospital1MSP", "Hospital2MSP", "ResearchMSP"];
+    // Calls that name no endorsers get all three, as the gateway would pick to satisfy MAJORITY
+    // and the records' key-level policies.
+    b.default_endorsers = Some(orgs.iter().map(|o| (*o).to_owned()).collect());
+    b.storage.set_endorsement_policies(
+        CHAINCODE,
+        EndorsementPolicies {
+            chaincode: Some(KeyEndorsementPolicy::n_of(2, orgs)),
+            collections: [
+                ("hospital1PatientMap", "Hospital1MSP"),
+                ("hospital2PatientMap", "Hospital2MSP"),
+            ]
+            .into_iter()
+            .map(|(c, o)| (c.to_owned(), KeyEndorsementPolicy::all_of([o])))
+            .collect(),
+        },
+    );
+    medical::setup_registration(&mut b);
+    let patient = b.fingerprint(User::Patient);
+    let before = b.storage.dump();
+    for others in [&["Hospital2MSP"][..], &["Hospital2MSP", "ResearchMSP"]] {
+        expect_error(
+            b.submit(
+                Channel::Storage,
+                User::Patient,
+                medical::map_patient_call().endorsed_by(others),
+            ),
+            "ENDORSEMENT_POLICY_FAILURE",
+        );
+    }
+    let mapped = json_of(
+        &b.submit(Channel::Storage, User::Patient, medical::map_patient_call())
+            .unwrap()
+            .payload,
+    );
+    assert_eq!(mapped["collection"], json!("hospital1PatientMap"));
+    assert!(!mapped.to_string().contains("H1-0042"));
+    let after = b.storage.dump();
+    let public = |d: &medfabric_shim::memory::StateDump| {
+        d.entries
+            .iter()
+            .filter(|e| e.collection.is_none())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        public(&before),
+        public(&after),
+        "MapPatient wrote public state"
+    );
+    assert_eq!(before.history, after.history);
+    let new_private: Vec<_> = after
+        .entries
+        .iter()
+        .filter(|e| e.collection.is_some() && !before.entries.contains(e))
+        .collect();
+    assert_eq!(new_private.len(), 1, "{new_private:?}");
+    assert_eq!(
+        new_private[0].collection.as_deref(),
+        Some("hospital1PatientMap")
+    );
+    assert_eq!(new_private[0].key, patient);
+    assert!(String::from_utf8_lossy(&new_private[0].value).contains("H1-0042"));
+    // Public writes still need MAJORITY.
+    expect_error(
+        b.submit(
+            Channel::Storage,
+            User::Hospital1Admin,
+            call(
+                "Policy:Set",
+                &["auditor", "role:auditor OR role:chief-auditor"],
+            )
+            .endorsed_by(&["Hospital1MSP"]),
+        ),
+        "ENDORSEMENT_POLICY_FAILURE",
+    );
+    medical::patient_map_privacy(&mut b);
 }
 
 #[test]
@@ -476,10 +570,16 @@ fn bad_input_is_refused_precisely_and_writes_nothing() {
         (St, User::Patient, call("Pseudonym:Register", &[&json!({"preKeys": [b64(&[1; 33]), b64(&[1; 33])]}).to_string()]), "given twice"),
         (St, User::Patient, call("Pseudonym:Register", &[&json!({"preKeys": [b64(&[1; 33])], "escrow": b64(&[0; 17_000])}).to_string()]), "field escrow: base64 value"),
         (St, User::Patient, call("Pseudonym:Register", &[&json!({"preKeys": [b64(&[1; 33])], "attributes": ["role:admin"]}).to_string()]), "unknown field `attributes`"),
-        (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]).transient("patientNumber", b"H1-1"), "\"patientNumberSalt\" is required"),
-        (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]).transient("patientNumber", b"H1-1").transient("patientNumberSalt", b"short"), "must be 16 to 64 bytes"),
-        (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]).transient("patientNumber", &[b'9'; 65]).transient("patientNumberSalt", &[1; 16]), "must be 1 to 64 bytes"),
-        (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]).transient("patientNumber", b"H1 1").transient("patientNumberSalt", &[1; 16]), "printable ASCII"),
+        (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]).transient("patientNumber", b"H1-1").transient("patientNumberSalt", &[1; 16]), "map the patient number with Pseudonym:MapPatient"),
+        (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]).transient("patientNumberSalt", &[1; 16]), "map the patient number with Pseudonym:MapPatient"),
+        (St, User::Patient, call("Pseudonym:MapPatient", &[]).transient("patientNumber", b"H1-1"), "\"patientNumberSalt\" is required"),
+        (St, User::Patient, call("Pseudonym:MapPatient", &[]).transient("patientNumberSalt", &[1; 16]), "\"patientNumber\" is required"),
+        (St, User::Patient, call("Pseudonym:MapPatient", &[]).transient("patientNumber", b"H1-1").transient("patientNumberSalt", b"short"), "must be 16 to 64 bytes"),
+        (St, User::Patient, call("Pseudonym:MapPatient", &[]).transient("patientNumber", &[b'9'; 65]).transient("patientNumberSalt", &[1; 16]), "must be 1 to 64 bytes"),
+        (St, User::Patient, call("Pseudonym:MapPatient", &[]).transient("patientNumber", b"H1 1").transient("patientNumberSalt", &[1; 16]), "printable ASCII"),
+        (St, User::Patient, call("Pseudonym:MapPatient", &["extra"]).transient("patientNumber", b"H1-1").transient("patientNumberSalt", &[1; 16]), "argument"),
+        (St, User::Patient, call("Pseudonym:MapPatient", &[]).transient("patientNumber", b"H1-1").transient("patientNumberSalt", &[1; 16]), "already has a patient number"),
+        (Sh, User::Patient, call("Pseudonym:MapPatient", &[]).transient("patientNumber", b"H1-1").transient("patientNumberSalt", &[1; 16]), "runs on channel \"storage\""),
         (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]).transient("escrowShares", &vec![0; 70_000]), "\"escrowShares\" must be 1 to 65536 bytes"),
         (St, User::Patient, call("Pseudonym:Register", &[&huge]), "the limit is 65536"),
         (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]), "already registered"),
@@ -652,7 +752,7 @@ fn transactions() -> Vec<(String, usize)> {
 #[test]
 fn metadata_lists_every_medical_transaction() {
     let names: Vec<String> = transactions().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names.len(), 30, "{names:?}");
+    assert_eq!(names.len(), 31, "{names:?}");
     for expected in [
         "Policy:Init",
         "Pseudonym:Register",
@@ -794,23 +894,14 @@ fn pseudonym_private_data_goes_to_the_hospital_collection() {
     assert_eq!(view["commonName"], json!("pn-patient"));
     assert_eq!(view["escrow"], json!(b64(b"pvss-transcript")));
     // An organisation without a patient map cannot store a patient number.
-    let mut other = Memory::new();
-    medical::setup(&mut other);
-    other
-        .submit(
-            Channel::Storage,
-            User::Hospital1Admin,
-            call("Policy:Set", &["pseudonym.register", "role:researcher"]),
-        )
-        .unwrap();
-    let registration = json!({"preKeys": [b64(&[3; 33])]}).to_string();
     expect_error(
-        other.submit(
+        b.submit(
             Channel::Storage,
             User::Researcher,
-            call("Pseudonym:Register", &[&registration])
+            call("Pseudonym:MapPatient", &[])
                 .transient("patientNumber", b"R-1")
-                .transient("patientNumberSalt", &[1; 16]),
+                .transient("patientNumberSalt", &[1; 16])
+                .endorsed_by(&["ResearchMSP"]),
         ),
         "organisation ResearchMSP has no patient map collection",
     );

@@ -7,7 +7,7 @@
 //! | contract | channel | transactions |
 //! |---|---|---|
 //! | [`policy`] `Policy` | both | `Init(adminPolicy)`, `Set(name, policy)`, `Retire(name)`; queries `Get(name)`, `List()`, `History(name)` |
-//! | [`pseudonym`] `Pseudonym` | storage | `Register(registration)` + transient `patientNumber`, `patientNumberSalt`, `escrowShares`; query `Get(pseudonym)` |
+//! | [`pseudonym`] `Pseudonym` | storage | `Register(registration)` + transient `escrowShares`; `MapPatient()` + transient `patientNumber`, `patientNumberSalt` (endorsed by the caller's hospital alone); query `Get(pseudonym)` |
 //! | [`record`] `Record` | storage | `Create(record)`, `NewVersion(record)`, `UpdateRights(recordId, rights)`, `Read(recordId, purpose)`, `BreakGlass(recordId, reason)`; queries `Fetch(ticket)`, `Get(recordId)`, `History(recordId)` |
 //! | [`sharing`] `Sharing` | sharing | `Publish(share)`, `Withdraw(shareId)`, `Request(request)`, `Grant(grant)`, `Revoke(requestId, reason)`, `CheckGrant(requestId)`, `Open(requestId)`; queries `Fetch(ticket)`, `Get(shareId)`, `GetRequest(requestId)`, `ListRequests(shareId)` |
 //! | [`audit`] `Audit` | both (review: storage) | `Review(breakGlassId, verdict, note)`; queries `List(owner, pageSize, bookmark)`, `PendingReview()` |
@@ -55,14 +55,17 @@
 //! - `mf.pseudonym/<pseudonym>` → [`pseudonym::PseudonymRegistration`]: fingerprint, MSP,
 //!   certified attributes, validity, PRE public keys, optional public escrow transcript, and
 //!   which collections hold its private data. Private data: `<hospital>PatientMap/<pseudonym>`
-//!   (patient number with a client-chosen salt, so the on-channel hash cannot be guessed) and
-//!   `identityEscrow/<pseudonym>` (escrow shares) — see `collections/medfabric.json`.
+//!   (patient number with a client-chosen salt, so the on-channel hash cannot be guessed;
+//!   written by `Pseudonym:MapPatient` alone, under the collection's own endorsement policy:
+//!   the hospital's peer) and `identityEscrow/<pseudonym>` (escrow shares) — see
+//!   `collections/medfabric.json`.
 //! - `mf.record/<recordId>` → [`record::RecordIndex`], current version and rights: owner
 //!   pseudonym, author and holding hospital, object location, ciphertext digest and size, the
 //!   manifest of sections (id, content type, ciphertext digest, policy, key wrappings: PRE
 //!   capsule and optional CP-ABE ciphertext), the CES signature, numeric commitments.
-//!   `mf.recordVersion/<recordId>/<v>` keeps each version as first indexed. Both carry a
-//!   key-level endorsement policy: the holding hospital's peers must endorse every change.
+//!   `mf.recordVersion/<recordId>/<v>` keeps each version from 2 on as first indexed; version 1
+//!   as first indexed is the head's creating write (its history). Both carry a key-level
+//!   endorsement policy: the holding hospital's peers must endorse every change.
 //! - `mf.breakGlass/<id>` → [`breakglass::BreakGlassAccess`] (reason, expiry, review), with
 //!   `mf.breakGlassActive/<recordId>/<fingerprint>` and `mf.breakGlassPending/<id>`.
 //!

@@ -354,8 +354,21 @@ pub fn grant_json(b: &dyn Backend, request_id: &str, expires_at: i64) -> Value {
     })
 }
 
-/// Initialises both channels (once) and sets the named policies.
+/// Initialises both channels (once), sets the named policies, registers the patient's
+/// pseudonym and maps its patient number.
 pub fn setup(b: &mut dyn Backend) {
+    setup_registration(b);
+    // The patient number goes to Hospital1's collection in a transaction of its own, endorsed
+    // by Hospital1's peer alone (the collection's endorsement policy).
+    match b.submit(Channel::Storage, User::Patient, map_patient_call()) {
+        Ok(_) => {}
+        Err(e) if e.contains("already has a patient number") => {}
+        Err(e) => panic!("Pseudonym:MapPatient failed: {e}"),
+    }
+}
+
+/// [`setup`] without the patient-number mapping.
+pub fn setup_registration(b: &mut dyn Backend) {
     for channel in [Channel::Storage, Channel::Sharing] {
         match b.submit(
             channel,
@@ -377,14 +390,12 @@ pub fn setup(b: &mut dyn Backend) {
     }
     let registration =
         json!({"preKeys": [b64(&[0x03; 33])], "escrow": b64(b"pvss-transcript")}).to_string();
-    // The client names the endorsers: with transient data for collections and a chaincode
+    // The client names the endorsers: with transient data for a collection and a chaincode
     // policy that one organisation cannot satisfy alone (the network's default, MAJORITY), the
-    // Fabric gateway refuses to pick endorsers outside the collections' distribution policy
-    // ("retry specifying trusted endorsing organizations to protect transient data"). The
-    // second organisation's peer sees the transient patient number while endorsing.
+    // Fabric gateway refuses to pick endorsers itself ("retry specifying trusted endorsing
+    // organizations to protect transient data"). Only the escrow shares travel here, for a
+    // collection all three organisations hold; the patient number does not.
     let register = call("Pseudonym:Register", &[&registration])
-        .transient("patientNumber", b"H1-0042")
-        .transient("patientNumberSalt", &[7; 16])
         .transient("escrowShares", b"encrypted shares for the consortium")
         .endorsed_by(&["Hospital1MSP", "Hospital2MSP"]);
     match b.submit(Channel::Storage, User::Patient, register) {
@@ -392,6 +403,83 @@ pub fn setup(b: &mut dyn Backend) {
         Err(e) if e.contains("already registered") => {}
         Err(e) => panic!("Pseudonym:Register failed: {e}"),
     }
+}
+
+/// The patient's `Pseudonym:MapPatient`, endorsed by its hospital (Hospital1) alone.
+pub fn map_patient_call() -> Call {
+    call("Pseudonym:MapPatient", &[])
+        .transient("patientNumber", b"H1-0042")
+        .transient("patientNumberSalt", &[7; 16])
+        .endorsed_by(&["Hospital1MSP"])
+}
+
+/// Pseudonym registration keeps the patient number away from other organisations: `Register`
+/// (endorsed by several organisations) refuses it, and `MapPatient` is accepted from the
+/// holding hospital's peer alone but not from another organisation's.
+pub fn patient_map_privacy(b: &mut dyn Backend) {
+    setup(b);
+    let patient = b.fingerprint(User::Patient);
+    let registration = json!({"preKeys": [b64(&[0x04; 33])]}).to_string();
+    for field in ["patientNumber", "patientNumberSalt"] {
+        let with_number = call("Pseudonym:Register", &[&registration])
+            .transient(field, b"H1-0042-and-some-salt")
+            .endorsed_by(&["Hospital1MSP", "Hospital2MSP"]);
+        expect_error(
+            b.submit(Channel::Storage, User::Patient, with_number),
+            "Pseudonym:MapPatient",
+        );
+    }
+    // Mapped once (setup); a second mapping is refused, whoever endorses.
+    expect_error(
+        b.submit(Channel::Storage, User::Patient, map_patient_call()),
+        "already has a patient number",
+    );
+    // Someone without a registration cannot map.
+    expect_error(
+        b.submit(Channel::Storage, User::Nurse, map_patient_call()),
+        "is not registered",
+    );
+    // The transient fields are required, and checked.
+    expect_error(
+        b.submit(
+            Channel::Storage,
+            User::Patient,
+            call("Pseudonym:MapPatient", &[]).endorsed_by(&["Hospital1MSP"]),
+        ),
+        "transient field \"patientNumber\" is required",
+    );
+    expect_error(
+        b.submit(
+            Channel::Storage,
+            User::Patient,
+            call("Pseudonym:MapPatient", &[])
+                .transient("patientNumber", b"H1 0042")
+                .transient("patientNumberSalt", &[7; 16])
+                .endorsed_by(&["Hospital1MSP"]),
+        ),
+        "printable ASCII",
+    );
+    // A research institution keeps no patient numbers.
+    expect_error(
+        b.submit(
+            Channel::Storage,
+            User::Researcher,
+            call("Pseudonym:MapPatient", &[])
+                .transient("patientNumber", b"R-1")
+                .transient("patientNumberSalt", &[7; 16])
+                .endorsed_by(&["ResearchMSP"]),
+        ),
+        "no patient map collection",
+    );
+    let view = eval_ok(
+        b,
+        Channel::Storage,
+        User::Patient,
+        call("Pseudonym:Get", &[&patient]),
+    );
+    assert_eq!(view["patientMapCollection"], json!("hospital1PatientMap"));
+    assert_eq!(view["patientMapHash"].as_str().map(str::len), Some(64));
+    assert!(!view.to_string().contains("H1-0042"));
 }
 
 /// Every audit entry of `owner` on a channel, as `user` sees them.
@@ -1582,3 +1670,4 @@ pub fn auto_grant_and_versions(b: &mut dyn Backend, run: &str) {
             .any(|p| p["name"] == json!(name) && p["retired"] == json!(true))
     );
 }
+

@@ -314,6 +314,59 @@ fn proposal(contract: &Contract, call: &Call) -> medfabric_gateway::ProposalBuil
     builder
 }
 
+/// The MSP ids of the endorsers of a prepared transaction (`Transaction::bytes`: a
+/// `gateway.PreparedTransaction` holding an envelope of one chaincode action), in endorsement
+/// order.
+pub fn endorser_msps(prepared: &[u8]) -> Vec<String> {
+    use medfabric_protos::Message as _;
+    use medfabric_protos::common::Payload;
+    use medfabric_protos::gateway::PreparedTransaction;
+    use medfabric_protos::msp::SerializedIdentity;
+    use medfabric_protos::protos::{ChaincodeActionPayload, Transaction};
+    let envelope = PreparedTransaction::decode(prepared)
+        .unwrap()
+        .envelope
+        .unwrap();
+    let payload = Payload::decode(envelope.payload.as_slice()).unwrap();
+    let transaction = Transaction::decode(payload.data.as_slice()).unwrap();
+    assert_eq!(transaction.actions.len(), 1);
+    let action = ChaincodeActionPayload::decode(transaction.actions[0].payload.as_slice()).unwrap();
+    action
+        .action
+        .unwrap()
+        .endorsements
+        .iter()
+        .map(|e| {
+            SerializedIdentity::decode(e.endorser.as_slice())
+                .unwrap()
+                .mspid
+        })
+        .collect()
+}
+
+/// Endorses `call`, returns the endorsers' MSP ids, then submits and waits for the commit
+/// on the gateway's peer.
+pub async fn submit_showing_endorsers(
+    contract: &Contract,
+    call: &Call,
+) -> Result<(Outcome, Vec<String>), Error> {
+    let built = proposal(contract, call).build()?;
+    let tx_id = built.transaction_id().to_owned();
+    let transaction = built.endorse().await?;
+    let endorsers = endorser_msps(&transaction.bytes());
+    let status = transaction.submit().await?.status().await?;
+    let block_number = status.block_number;
+    status.ensure_successful()?;
+    Ok((
+        Outcome {
+            payload: transaction.result().to_vec(),
+            tx_id,
+            block_number,
+        },
+        endorsers,
+    ))
+}
+
 /// Endorse, submit, wait for the commit on the gateway's peer. `Err` carries the error and,
 /// when the transaction reached a block (committed invalid), that block.
 pub async fn submit_call(
