@@ -131,6 +131,23 @@ fn share(share_id: &str, record_id: &str, indices: &[u32]) -> Value {
     })
 }
 
+/// A record of 64 sections `section-00`..`section-63`, as the shares name them (Sharing:Publish
+/// checks the record on `storage`).
+fn record64(record_id: &str, owner: &str) -> Value {
+    let mut record = medical::record_json(record_id, 1, owner);
+    let template = record["sections"][1].clone();
+    record["sections"] = (0..SECTIONS)
+        .map(|i| {
+            let mut s = template.clone();
+            s["id"] = json!(format!("section-{i:02}"));
+            s["digest"] = json!(format!("{:064x}", i + 1));
+            s
+        })
+        .collect();
+    record["cesSignature"] = json!(b64(&fixtures::signature(record_id, 1, SECTIONS)));
+    record
+}
+
 fn request(request_id: &str, share_id: &str) -> String {
     medical::request_json(request_id, share_id, "research").to_string()
 }
@@ -317,6 +334,15 @@ fn main() {
     let all: Vec<u32> = (0..SECTIONS).collect();
     let share1 = format!("{run}-share1");
     let share64 = format!("{run}-share64");
+    medical::submit_ok(
+        &mut b,
+        Channel::Storage,
+        User::Physician,
+        call(
+            "Record:Create",
+            &[&record64(&record_id, &patient).to_string()],
+        ),
+    );
     for (id, indices) in [(&share1, &all[..1]), (&share64, &all[..])] {
         let s = share(id, &record_id, indices).to_string();
         medical::submit_ok(

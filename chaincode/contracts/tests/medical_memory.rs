@@ -20,7 +20,7 @@ use rcgen::{CertificateParams, CustomExtension, DistinguishedName, DnType, Issue
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const CHAINCODE: &str = "medical";
+const CHAINCODE: &str = "medfabric";
 /// 2025-06-01T00:00:00Z: inside every test certificate's validity.
 const START: i64 = 1_748_736_000;
 const ATTR_OID: [u64; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 1];
@@ -99,6 +99,8 @@ impl Memory {
         let chaincode = Arc::new(medfabric_contracts::medical::chaincode());
         storage.install(CHAINCODE, chaincode.clone());
         sharing.install(CHAINCODE, chaincode);
+        // One peer holds both channels: `sharing` reads records on `storage` through it.
+        MemoryChannel::join(&storage, &sharing);
         let cas: BTreeMap<&str, Ca> = ["Hospital1MSP", "Hospital2MSP", "ResearchMSP"]
             .into_iter()
             .map(|m| (m, Ca::new(m)))
@@ -343,6 +345,24 @@ fn patient_number_is_mapped_by_the_holding_hospital_alone() {
         "ENDORSEMENT_POLICY_FAILURE",
     );
     medical::patient_map_privacy(&mut b);
+}
+
+#[test]
+fn publish_checks_the_record_on_storage_on_the_memory_ledger() {
+    let mut b = Memory::new();
+    let before = b.snapshot();
+    medical::publish_checks_the_record_on_storage(&mut b, "mem");
+    // Setup, the record and the one accepted share: every refused publish left nothing.
+    let after = b.snapshot();
+    assert!(after.1 > before.1);
+    assert_eq!(
+        b.sharing
+            .events()
+            .iter()
+            .filter(|e| e.name == "Sharing:Publish")
+            .count(),
+        1
+    );
 }
 
 #[test]

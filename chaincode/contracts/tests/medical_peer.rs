@@ -125,6 +125,16 @@ fn patient_number_is_mapped_on_the_holding_hospital_alone() {
     medical::patient_map_privacy(&mut b);
 }
 
+/// `Sharing:Publish` reads the record on `storage` through the peer (cross-channel call).
+#[test]
+#[ignore = "needs the real test network with the medical chaincode deployed as `medfabric`: cargo test -p medfabric-contracts --test medical_peer -- --ignored"]
+fn publish_checks_the_record_on_storage_on_the_real_network() {
+    let _serial = one_at_a_time();
+    let mut b = PeerBackend::new();
+    let run = format!("peer{}", b.run);
+    medical::publish_checks_the_record_on_storage(&mut b, &run);
+}
+
 #[test]
 #[ignore = "needs the real test network with the medical chaincode deployed as `medfabric`: cargo test -p medfabric-contracts --test medical_peer -- --ignored"]
 fn denials_on_the_real_network() {

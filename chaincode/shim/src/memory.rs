@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use sha2::{Digest, Sha256};
 
@@ -207,6 +207,8 @@ pub struct MemoryChannel {
     channel_id: String,
     world: Mutex<World>,
     chaincodes: Mutex<BTreeMap<String, Arc<dyn Chaincode>>>,
+    /// Other channels of the same (simulated) peer, reachable by cross-channel calls.
+    joined: Mutex<BTreeMap<String, Weak<MemoryChannel>>>,
 }
 
 impl std::fmt::Debug for MemoryChannel {
@@ -230,7 +232,16 @@ impl MemoryChannel {
                 ..World::default()
             }),
             chaincodes: Mutex::new(BTreeMap::new()),
+            joined: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Puts two channels on the same peer, so that a chaincode on one can call a chaincode on
+    /// the other ([`Ledger::invoke_chaincode`] naming the channel), read-only, as Fabric
+    /// allows. Holds weak references: the channels live as long as their owners keep them.
+    pub fn join(a: &Arc<Self>, b: &Arc<Self>) {
+        lock(&a.joined).insert(b.channel_id.clone(), Arc::downgrade(b));
+        lock(&b.joined).insert(a.channel_id.clone(), Arc::downgrade(a));
     }
 
     /// The channel name.
@@ -794,9 +805,31 @@ impl Ledger for MemoryTx {
         channel: &str,
     ) -> Result<ChaincodeResponse, LedgerError> {
         if !channel.is_empty() && channel != self.channel.channel_id {
-            return Err(LedgerError::Unsupported(
-                "calling a chaincode on another channel in memory",
-            ));
+            let other = lock(&self.channel.joined)
+                .get(channel)
+                .and_then(Weak::upgrade)
+                .ok_or_else(|| {
+                    LedgerError::Peer(format!(
+                        "channel {channel} is not joined by this peer (MemoryChannel::join)"
+                    ))
+                })?;
+            // Fabric runs the called chaincode against the other channel's state with the same
+            // proposal and returns only its response: its reads and writes are discarded,
+            // not part of this transaction.
+            let context = Rc::new(TxContext {
+                signed_proposal: self.context.signed_proposal.clone(),
+                tx_id: self.context.tx_id.clone(),
+                timestamp: self.context.timestamp,
+                creator: self.context.creator.clone(),
+                transient: self.context.transient.clone(),
+                results: RefCell::new(TxResults::default()),
+            });
+            let view = MemoryTx {
+                channel: other,
+                namespace: chaincode.to_owned(),
+                context,
+            };
+            return Ok(view.run_chaincode(chaincode, args));
         }
         if chaincode == self.namespace {
             return Err(LedgerError::Peer(format!(

@@ -191,6 +191,8 @@ impl EmbeddedLedger {
         let chaincode = Arc::new(medfabric_contracts::medical::chaincode_with(config));
         storage.install(CHAINCODE, chaincode.clone());
         sharing.install(CHAINCODE, chaincode);
+        // One peer holds both channels: `Sharing:Publish` reads the record on `storage`.
+        MemoryChannel::join(&storage, &sharing);
         Arc::new(Self {
             storage,
             sharing,

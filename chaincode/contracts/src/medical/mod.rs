@@ -94,7 +94,12 @@
 //! # Sharing, consent and break-glass
 //!
 //! The owner publishes the shareable part of a record on `sharing` (`Sharing:Publish`, with the
-//! CES extraction proof of exactly those sections). A requester asks with a purpose and its PRE
+//! CES extraction proof of exactly those sections). `sharing` cannot see `storage`'s state, so
+//! Publish reads the record there by calling this chaincode on `storage` read-only through the
+//! endorsing peer (`Config::storage_chaincode`): the publisher must own the record, name its
+//! current version and its sections at their indices, and the proof must cover as many
+//! sections as the record has. That read is the endorsing peers' word, not re-checked at
+//! commit (the caveat is in `sharing::storage_record`). A requester asks with a purpose and its PRE
 //! public key (`Sharing:Request`, one transaction for all sections) and must satisfy the share's
 //! policy. The owner grants (`Sharing:Grant`: proxies with fragment commitments, threshold,
 //! expiry) or, for a share published with `autoGrantSeconds`, the policy grants at once. Proxies
@@ -136,6 +141,8 @@ use medfabric_shim::contract::Router;
 pub const STORAGE_CHANNEL: &str = "storage";
 /// Default name of the channel that indexes shareable parts.
 pub const SHARING_CHANNEL: &str = "sharing";
+/// Default name the chaincode is deployed under (`network.sh deploy --name medfabric`).
+pub const CHAINCODE_NAME: &str = "medfabric";
 /// Default private data collection of identity escrow shares.
 pub const ESCROW_COLLECTION: &str = "identityEscrow";
 
@@ -152,11 +159,15 @@ pub struct Config {
     pub escrow_collection: String,
     /// How CES material is checked.
     pub ces: Arc<dyn ces::CesVerifier>,
+    /// The name this chaincode is deployed under on the storage channel: `sharing`
+    /// transactions call it there, read-only, to check a record (`Sharing:Publish`).
+    pub storage_chaincode: String,
 }
 
 impl Default for Config {
     /// `storage` and `sharing`; `hospital1PatientMap` for `Hospital1MSP` and
-    /// `hospital2PatientMap` for `Hospital2MSP`; `identityEscrow`; structure-only CES checks.
+    /// `hospital2PatientMap` for `Hospital2MSP`; `identityEscrow`; structure-only CES checks;
+    /// chaincode `medfabric` on `storage`.
     fn default() -> Self {
         let patient_map_collections = [
             ("Hospital1MSP", "hospital1PatientMap"),
@@ -171,6 +182,7 @@ impl Default for Config {
             patient_map_collections,
             escrow_collection: ESCROW_COLLECTION.into(),
             ces: Arc::new(ces::CesStructureOnly),
+            storage_chaincode: CHAINCODE_NAME.into(),
         }
     }
 }

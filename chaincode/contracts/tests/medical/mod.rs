@@ -1671,3 +1671,71 @@ pub fn auto_grant_and_versions(b: &mut dyn Backend, run: &str) {
     );
 }
 
+/// `Sharing:Publish` checks the record on `storage` (a read-only call of the chaincode there):
+/// it must exist, the publisher must own it, the version must be current, and the shared
+/// sections and the proof's section count must be the record's. Nothing is published when a
+/// check fails.
+pub fn publish_checks_the_record_on_storage(b: &mut dyn Backend, run: &str) {
+    setup(b);
+    let patient = b.fingerprint(User::Patient);
+    let record_id = format!("{run}-owned");
+    submit_ok(
+        b,
+        Channel::Storage,
+        User::Physician,
+        call(
+            "Record:Create",
+            &[&record_json(&record_id, 1, &patient).to_string()],
+        ),
+    );
+    let share_id = format!("{run}-owned-share");
+    let share = share_json(&share_id, &record_id, None);
+    let publish = |share: &Value| call("Sharing:Publish", &[&share.to_string()]);
+
+    // No such record on storage.
+    let ghost = share_json(&share_id, &format!("{run}-ghost"), None);
+    expect_error(
+        b.submit(Channel::Sharing, User::Patient, publish(&ghost)),
+        &format!("record {run}-ghost does not exist on channel \"storage\""),
+    );
+    // Not the owner: the author (who may read the index) and a stranger (who may not).
+    for user in [User::Physician, User::Nurse, User::Researcher] {
+        expect_error(
+            b.submit(Channel::Sharing, user, publish(&share)),
+            &format!("access denied: only the owner of record {record_id} may publish it"),
+        );
+    }
+    // Not the current version (the proof is for that version, so only storage can tell).
+    let mut old = share.clone();
+    old["recordVersion"] = json!(2);
+    old["extractionProof"] = json!(b64(&fixtures::subset_proof(&record_id, 2, 5, &[1, 3])));
+    expect_error(
+        b.submit(Channel::Sharing, User::Patient, publish(&old)),
+        "is at version 1 on channel \"storage\"; the share names version 2",
+    );
+    // A section swapped for another of the record.
+    let mut swapped = share.clone();
+    swapped["sections"][0]["id"] = json!("demographics");
+    expect_error(
+        b.submit(Channel::Sharing, User::Patient, publish(&swapped)),
+        "section demographics is not section 1 of record",
+    );
+    // A proof over a different number of sections than the record has.
+    let mut longer = share.clone();
+    longer["extractionProof"] = json!(b64(&fixtures::subset_proof(&record_id, 1, 6, &[1, 3])));
+    expect_error(
+        b.submit(Channel::Sharing, User::Patient, publish(&longer)),
+        "signs 6 sections, the record has 5",
+    );
+    expect_error(
+        b.evaluate(
+            Channel::Sharing,
+            User::Patient,
+            call("Sharing:Get", &[&share_id]),
+        ),
+        "does not exist",
+    );
+    // The owner publishes.
+    let published = submit_ok(b, Channel::Sharing, User::Patient, publish(&share));
+    assert_eq!(published["owner"], json!(patient));
+}
