@@ -51,7 +51,7 @@ impl Ca {
         ous: &[&str],
         attributes: &[(&str, &str)],
         valid: (i32, i32),
-    ) -> (Vec<u8>, String) {
+    ) -> (Vec<u8>, String, Vec<u8>) {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, cn);
@@ -73,10 +73,9 @@ impl Ca {
         params.custom_extensions = vec![CustomExtension::from_oid_content(&ATTR_OID, ext)];
         params.not_before = rcgen::date_time_ymd(valid.0, 1, 1);
         params.not_after = rcgen::date_time_ymd(valid.1, 1, 1);
-        let cert = params
-            .signed_by(&KeyPair::generate().unwrap(), &self.issuer)
-            .unwrap();
-        (cert.der().to_vec(), cert.pem())
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.der().to_vec(), cert.pem(), key.serialize_der())
     }
 }
 
@@ -90,6 +89,8 @@ struct Memory {
     nanos: i32,
     /// Endorsers of a call that names none (default: the creator's organisation).
     default_endorsers: Option<Vec<String>>,
+    keys: BTreeMap<User, Vec<u8>>,
+    book: medical::CesBook,
 }
 
 impl Memory {
@@ -107,10 +108,12 @@ impl Memory {
             .collect();
         let mut creators = BTreeMap::new();
         let mut fingerprints = BTreeMap::new();
+        let mut keys = BTreeMap::new();
         for user in User::ALL {
             let spec = user.spec();
-            let (der, pem) =
+            let (der, pem, key) =
                 cas[spec.msp].issue(spec.name, spec.ous, spec.attributes, (2025, 2030));
+            keys.insert(user, key);
             fingerprints.insert(user, hex::encode(Sha256::digest(&der)));
             creators.insert(
                 user,
@@ -120,7 +123,7 @@ impl Memory {
                 },
             );
         }
-        let (_, pem) = cas["Hospital1MSP"].issue(
+        let (_, pem, _) = cas["Hospital1MSP"].issue(
             "dr-retired",
             &["client"],
             &[("role", "physician")],
@@ -139,6 +142,8 @@ impl Memory {
             seconds: START,
             nanos: 0,
             default_endorsers: None,
+            keys,
+            book: medical::CesBook::default(),
         }
     }
 
@@ -237,6 +242,27 @@ impl Backend for Memory {
     fn wait_until(&mut self, unix_seconds: i64) {
         self.seconds = self.seconds.max(unix_seconds);
     }
+
+    fn signing_key_der(&self, user: User) -> Vec<u8> {
+        self.keys[&user].clone()
+    }
+
+    fn ces_book(&mut self) -> &mut medical::CesBook {
+        &mut self.book
+    }
+}
+
+#[test]
+fn forged_or_swapped_ces_material_is_refused_on_the_memory_ledger() {
+    let mut b = Memory::new();
+    let before = b.storage.events().len();
+    medical::ces_attacks(&mut b, "mem");
+    // Setup and the one honest record: no refused attempt reached the ledger.
+    let creates = b.storage.events()[before..]
+        .iter()
+        .filter(|e| e.name == "Record:Create")
+        .count();
+    assert_eq!(creates, 1);
 }
 
 #[test]
@@ -395,7 +421,8 @@ fn an_expired_certificate_is_refused() {
     let mut b = Memory::new();
     medical::setup(&mut b);
     let patient = b.fingerprint(User::Patient);
-    let record = medical::record_json("expired-rec", 1, &patient).to_string();
+    let record =
+        medical::record_json(&mut b, User::Physician, "expired-rec", 1, &patient).to_string();
     let expired = b.expired.clone();
     expect_error(
         b.submit_as(Channel::Storage, expired, call("Record:Create", &[&record])),
@@ -491,7 +518,7 @@ fn prepare(b: &mut Memory) -> Prepared {
     medical::setup(b);
     let patient = b.fingerprint(User::Patient);
     let record_id = "bad-rec".to_owned();
-    let record = medical::record_json(&record_id, 1, &patient).to_string();
+    let record = medical::record_json(b, User::Physician, &record_id, 1, &patient).to_string();
     b.submit(
         Channel::Storage,
         User::Physician,
@@ -499,7 +526,7 @@ fn prepare(b: &mut Memory) -> Prepared {
     )
     .unwrap();
     let share_id = "bad-share".to_owned();
-    let share = medical::share_json(&share_id, &record_id, None).to_string();
+    let share = medical::share_json(b, &share_id, &record_id, None).to_string();
     b.submit(
         Channel::Sharing,
         User::Patient,
@@ -554,9 +581,9 @@ fn with(mut value: Value, path: &[&str], new: Value) -> String {
 fn bad_input_is_refused_precisely_and_writes_nothing() {
     let mut b = Memory::new();
     let p = prepare(&mut b);
-    let record = medical::record_json(&p.record_id, 2, &p.patient);
-    let fresh = medical::record_json("bad-new", 1, &p.patient);
-    let share = medical::share_json("bad-share-2", &p.record_id, None);
+    let record = medical::record_json(&mut b, User::Physician, &p.record_id, 2, &p.patient);
+    let fresh = medical::record_json(&mut b, User::Physician, "bad-new", 1, &p.patient);
+    let share = medical::share_json(&mut b, "bad-share-2", &p.record_id, None);
     let request = medical::request_json("bad-req-new", &p.share_id, "research");
     let grant: Value =
         serde_json::from_str(&medical::grant_json(&b, &p.pending, START + 100_000).to_string())
@@ -835,8 +862,8 @@ fn random_argument_bytes_never_panic_and_are_refused() {
     let mut b = Memory::new();
     let p = prepare(&mut b);
     let templates: Vec<String> = vec![
-        medical::record_json("smoke", 1, &p.patient).to_string(),
-        medical::share_json("smoke", &p.record_id, Some(60)).to_string(),
+        medical::record_json(&mut b, User::Physician, "smoke", 1, &p.patient).to_string(),
+        medical::share_json(&mut b, "smoke", &p.record_id, Some(60)).to_string(),
         medical::request_json("smoke", &p.share_id, "research").to_string(),
         medical::grant_json(&b, &p.pending, START + 1000).to_string(),
         json!({"version": 1, "sections": [{"id": "diagnosis", "policy": "role:x", "preCapsule": "AAAA"}]}).to_string(),

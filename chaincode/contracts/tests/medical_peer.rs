@@ -135,6 +135,17 @@ fn publish_checks_the_record_on_storage_on_the_real_network() {
     medical::publish_checks_the_record_on_storage(&mut b, &run);
 }
 
+/// The deployed chaincode verifies CES with `medfabric-crypto`: forged signatures and
+/// swapped or forged subset proofs are refused by the real peers.
+#[test]
+#[ignore = "needs the real test network with the medical chaincode deployed as `medfabric`: cargo test -p medfabric-contracts --test medical_peer -- --ignored"]
+fn forged_or_swapped_ces_material_is_refused_on_the_real_network() {
+    let _serial = one_at_a_time();
+    let mut b = PeerBackend::new();
+    let run = format!("peer{}", b.run);
+    medical::ces_attacks(&mut b, &run);
+}
+
 #[test]
 #[ignore = "needs the real test network with the medical chaincode deployed as `medfabric`: cargo test -p medfabric-contracts --test medical_peer -- --ignored"]
 fn denials_on_the_real_network() {

@@ -115,9 +115,10 @@
 //! # Determinism
 //!
 //! No randomness, no clock but the transaction timestamp, no I/O, no hash-map iteration: every
-//! endorsing peer computes the same result. CES signatures go through a pluggable
-//! [`ces::CesVerifier`]; the default [`ces::CesStructureOnly`] checks structure and binding but
-//! **not** the author's signature, until the chaincode links `medfabric-crypto`.
+//! endorsing peer computes the same result. CES material goes through a pluggable
+//! [`ces::CesVerifier`]; the default [`ces::CesCrypto`] verifies it with `medfabric-crypto`
+//! (author signatures against the creator's certificate, subset proofs against the signature
+//! indexed on `storage`).
 
 pub mod audit;
 pub mod breakglass;
@@ -166,8 +167,8 @@ pub struct Config {
 
 impl Default for Config {
     /// `storage` and `sharing`; `hospital1PatientMap` for `Hospital1MSP` and
-    /// `hospital2PatientMap` for `Hospital2MSP`; `identityEscrow`; structure-only CES checks;
-    /// chaincode `medfabric` on `storage`.
+    /// `hospital2PatientMap` for `Hospital2MSP`; `identityEscrow`; CES verified with
+    /// `medfabric-crypto` ([`ces::CesCrypto`]); chaincode `medfabric` on `storage`.
     fn default() -> Self {
         let patient_map_collections = [
             ("Hospital1MSP", "hospital1PatientMap"),
@@ -181,7 +182,7 @@ impl Default for Config {
             sharing_channel: SHARING_CHANNEL.into(),
             patient_map_collections,
             escrow_collection: ESCROW_COLLECTION.into(),
-            ces: Arc::new(ces::CesStructureOnly),
+            ces: Arc::new(ces::CesCrypto),
             storage_chaincode: CHAINCODE_NAME.into(),
         }
     }

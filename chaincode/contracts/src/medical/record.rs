@@ -259,6 +259,9 @@ pub struct RecordSummary {
     pub sections: Vec<SectionSummary>,
     /// Number of numeric commitments.
     pub commitments: usize,
+    /// The author's CES signature (public: the signed root, no content), against which
+    /// `sharing` checks the subset proofs of shares.
+    pub ces_signature: CesSignatureBytes,
     /// Created.
     pub created_at: TxTime,
     /// This version indexed.
@@ -293,6 +296,7 @@ impl RecordIndex {
                 })
                 .collect(),
             commitments: self.commitments.len(),
+            ces_signature: self.ces_signature.clone(),
             created_at: self.created_at,
             version_at: self.version_at,
             updated_at: self.updated_at,
@@ -451,13 +455,17 @@ fn to_entries(sections: Vec<SectionInput>) -> Vec<SectionEntry> {
 fn check_ces(
     ledger: &dyn Ledger,
     config: &Config,
+    caller: &Caller,
     input: &RecordInput,
 ) -> Result<(), ContractError> {
+    // The author signs: the CES signature must be the creator's.
     let claim = CesClaim {
         record_id: input.record_id.as_str(),
         version: input.version,
         leaf_count: Some(input.sections.len() as u32),
         author_certificate: Some(&ledger.creator().id_bytes),
+        author_public_key: Some(caller.identity().public_key()),
+        indexed_signature: None,
     };
     config
         .ces
@@ -550,7 +558,7 @@ fn create(
         )));
     }
     check_owner(ledger, &caller, &input.owner)?;
-    check_ces(ledger, config, &input)?;
+    check_ces(ledger, config, &caller, &input)?;
     let at = caller.at();
     let index = RecordIndex {
         record_id: input.record_id,
@@ -621,7 +629,7 @@ fn new_version(
             current.owner
         )));
     }
-    check_ces(ledger, config, &input)?;
+    check_ces(ledger, config, &caller, &input)?;
     let at = caller.at();
     let index = RecordIndex {
         record_id: input.record_id,

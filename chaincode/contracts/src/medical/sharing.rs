@@ -15,7 +15,7 @@ use medfabric_shim::ledger::Ledger;
 
 use super::Config;
 use super::audit::{self, AuditAction, AuditEntry};
-use super::ces::CesClaim;
+use super::ces::{CesClaim, CesStructureOnly, CesVerifier as _};
 use super::context::{Actor, Caller, ChannelRole, TxTime, short};
 use super::input::{
     ArgSpec, Bytes, Fingerprint, Id, Input, Location, Purpose, Reason, Ticket, bad, check_count,
@@ -570,6 +570,7 @@ struct StorageRecord {
     owner: String,
     version: u64,
     sections: Vec<StorageSection>,
+    ces_signature: super::record::CesSignatureBytes,
 }
 
 #[derive(Debug, Deserialize)]
@@ -630,13 +631,13 @@ fn storage_record(
 
 /// Refuses a share that does not match its record on `storage`: the caller must own the
 /// record, the version must be the current one and every shared section must be the record's
-/// section at that index. Returns the record's section count (the CES leaf count).
+/// section at that index. Returns the record.
 fn check_against_storage(
     ledger: &dyn Ledger,
     config: &Config,
     caller: &Caller,
     input: &PublishInput,
-) -> Result<u32, ContractError> {
+) -> Result<StorageRecord, ContractError> {
     let record_id = input.record_id.as_str();
     let record = storage_record(ledger, config, record_id)?;
     if !caller.is(&record.owner) {
@@ -667,8 +668,7 @@ fn check_against_storage(
             )));
         }
     }
-    u32::try_from(record.sections.len())
-        .map_err(|_| rejected(format!("record {record_id} has too many sections")))
+    Ok(record)
 }
 
 fn publish(
@@ -683,16 +683,25 @@ fn publish(
         version: input.record_version,
         leaf_count: None,
         author_certificate: None,
+        author_public_key: None,
+        indexed_signature: None,
     };
-    config
-        .ces
+    // Structure and binding first, like any input, before the ledger is read.
+    CesStructureOnly
         .check_subset_proof(&claim, &indices, input.extraction_proof.as_bytes())
         .map_err(|e| bad(format!("argument share: extractionProof: {e}")))?;
     let caller = Caller::of(ledger)?;
-    let leaf_count = check_against_storage(ledger, config, &caller, &input)?;
-    // The proof must be over the record's sections as indexed on storage.
+    let record = check_against_storage(ledger, config, &caller, &input)?;
+    // The proof must be over the record's sections as indexed on storage, under its signature.
+    let leaf_count = u32::try_from(record.sections.len()).map_err(|_| {
+        rejected(format!(
+            "record {} has too many sections",
+            input.record_id.as_str()
+        ))
+    })?;
     let claim = CesClaim {
         leaf_count: Some(leaf_count),
+        indexed_signature: Some(record.ces_signature.as_bytes()),
         ..claim
     };
     config
