@@ -50,7 +50,12 @@
 //!     per committed transaction (from `/proc/<pid>/stat` of the network's recorded pids).
 //!     Control arm: `CreateAsset` whose `owner` is the same Record:Create manifest JSON (same
 //!     argument bytes, one key written), to separate the cost of the bytes from the contract's
-//!     work (two copies of the index, two key-level endorsement policies, an audit entry).
+//!     work (policy, record and owner reads, the CES signature check, the index with its
+//!     key-level endorsement policy, an audit entry).
+//!
+//! Records are CES-signed by the physician's enrolment key and shares carry real subset
+//! proofs (the chaincode verifies both); the 64-section record is created on `storage` before
+//! its shares are published (`Sharing:Publish` checks it there).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
