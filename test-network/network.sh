@@ -786,7 +786,7 @@ cmd_deploy() {
 
   if [ $skip_server = 1 ]; then
     log "definition committed in $(elapsed "$t0") s; --skip-server: start the server yourself with"
-    log "  CHAINCODE_ID=$pkgid CHAINCODE_SERVER_ADDRESS=127.0.0.1:$port CHAINCODE_TLS_CERT_FILE=$tls/server.crt CHAINCODE_TLS_KEY_FILE=$tls/server.key CHAINCODE_TLS_CLIENT_CA_FILE=$tls/ca.crt <binary>"
+    log "  CHAINCODE_ID=$pkgid CHAINCODE_SERVER_ADDRESS=127.0.0.1:$port CHAINCODE_TLS_CERT_FILE=$tls/server.crt CHAINCODE_TLS_KEY_FILE=$tls/server.key CHAINCODE_TLS_CLIENT_CA_FILE=$tls/ca.crt MEDFABRIC_CHAINCODE_NAME=$name <binary>"
     return 0
   fi
 
@@ -800,7 +800,8 @@ cmd_deploy() {
     pid=$(start_bg "chaincode-$name" "$STATE/logs/chaincode-$name.log" env \
       CHAINCODE_ID="$pkgid" CHAINCODE_SERVER_ADDRESS="127.0.0.1:$port" \
       CHAINCODE_TLS_CERT_FILE="$tls/server.crt" CHAINCODE_TLS_KEY_FILE="$tls/server.key" \
-      CHAINCODE_TLS_CLIENT_CA_FILE="$tls/ca.crt" NO_COLOR="${NO_COLOR:-1}" "$binary")
+      CHAINCODE_TLS_CLIENT_CA_FILE="$tls/ca.crt" MEDFABRIC_CHAINCODE_NAME="$name" \
+      NO_COLOR="${NO_COLOR:-1}" "$binary")
     echo "$info" >"$pkgdir/server.info"
     wait_until "chaincode server $name on 127.0.0.1:$port" 20 "$pid" "$STATE/logs/chaincode-$name.log" port_busy "$port"
     log "chaincode server $name started (pid $pid, log $STATE/logs/chaincode-$name.log)"

@@ -50,7 +50,12 @@
 //!     per committed transaction (from `/proc/<pid>/stat` of the network's recorded pids).
 //!     Control arm: `CreateAsset` whose `owner` is the same Record:Create manifest JSON (same
 //!     argument bytes, one key written), to separate the cost of the bytes from the contract's
-//!     work (two copies of the index, two key-level endorsement policies, an audit entry).
+//!     work (policy, record and owner reads, the CES signature check, the index with its
+//!     key-level endorsement policy, an audit entry).
+//!
+//! Records are CES-signed by the physician's enrolment key and shares carry real subset
+//! proofs (the chaincode verifies both); the 64-section record is created on `storage` before
+//! its shares are published (`Sharing:Publish` checks it there).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -62,7 +67,6 @@ mod peer_network;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use medfabric_contracts::medical::ces::fixtures;
 use medfabric_gateway::Contract;
 use medical::{Backend, Call, Channel, SHARE_POLICY, User, b64, call};
 use peer_network::{PeerBackend, basic_chaincode, error_text, submit_call};
@@ -119,16 +123,40 @@ fn section(i: u32) -> Value {
     })
 }
 
-fn share(share_id: &str, record_id: &str, indices: &[u32]) -> Value {
+fn share(b: &mut PeerBackend, share_id: &str, record_id: &str, indices: &[u32]) -> Value {
+    let proof = medical::ces_proof(b, record_id, 1, indices);
     json!({
         "shareId": share_id,
         "recordId": record_id,
         "recordVersion": 1,
         "location": format!("s3://medfabric-records/{record_id}/v1"),
         "sections": indices.iter().map(|i| section(*i)).collect::<Vec<_>>(),
-        "extractionProof": b64(&fixtures::subset_proof(record_id, 1, SECTIONS, indices)),
+        "extractionProof": b64(&proof),
         "policy": SHARE_POLICY,
     })
+}
+
+/// A record of 64 sections `section-00`..`section-63`, as the shares name them (Sharing:Publish
+/// checks the record on `storage`).
+fn record64(b: &mut PeerBackend, record_id: &str, owner: &str) -> Value {
+    let mut record = medical::record_json(b, User::Physician, record_id, 1, owner);
+    let template = record["sections"][1].clone();
+    record["sections"] = (0..SECTIONS)
+        .map(|i| {
+            let mut s = template.clone();
+            s["id"] = json!(format!("section-{i:02}"));
+            s["digest"] = json!(format!("{:064x}", i + 1));
+            s
+        })
+        .collect();
+    record["cesSignature"] = json!(b64(&medical::ces_sign(
+        b,
+        User::Physician,
+        record_id,
+        1,
+        SECTIONS
+    )));
+    record
 }
 
 fn request(request_id: &str, share_id: &str) -> String {
@@ -317,8 +345,15 @@ fn main() {
     let all: Vec<u32> = (0..SECTIONS).collect();
     let share1 = format!("{run}-share1");
     let share64 = format!("{run}-share64");
+    let record = record64(&mut b, &record_id, &patient).to_string();
+    medical::submit_ok(
+        &mut b,
+        Channel::Storage,
+        User::Physician,
+        call("Record:Create", &[&record]),
+    );
     for (id, indices) in [(&share1, &all[..1]), (&share64, &all[..])] {
-        let s = share(id, &record_id, indices).to_string();
+        let s = share(&mut b, id, &record_id, indices).to_string();
         medical::submit_ok(
             &mut b,
             Channel::Sharing,
@@ -326,7 +361,7 @@ fn main() {
             call("Sharing:Publish", &[&s]),
         );
     }
-    let share64_bytes = share(&share64, &record_id, &all).to_string().len();
+    let share64_bytes = share(&mut b, &share64, &record_id, &all).to_string().len();
     let requester = b.contract(Channel::Sharing, User::Researcher);
     let warmup = 3;
     let (mut one, mut sixty_four) = (Vec::new(), Vec::new());
@@ -406,7 +441,7 @@ fn main() {
         .map(|(id, i)| {
             call(
                 "Sharing:Publish",
-                &[&share(id, &record_id, &[i]).to_string()],
+                &[&share(&mut b, id, &record_id, &[i]).to_string()],
             )
         })
         .collect();
@@ -440,9 +475,15 @@ fn main() {
         .gateway
         .network("storage")
         .contract(basic_chaincode(), None);
-    let record_bytes = medical::record_json(&format!("{run}-tp-0-0"), 1, &patient)
-        .to_string()
-        .len();
+    let record_bytes = medical::record_json(
+        &mut b,
+        User::Physician,
+        &format!("{run}-tp-0-0"),
+        1,
+        &patient,
+    )
+    .to_string()
+    .len();
     let mut rounds = Vec::new();
     let (mut record_tps, mut basic_tps, mut control_tps) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..o.rounds {
@@ -458,8 +499,13 @@ fn main() {
                 // argument bytes, to tell the cost of the bytes from that of the logic.
                 let calls = (0..o.n)
                     .map(|i| {
-                        let r =
-                            medical::record_json(&format!("{run}-ctl-{round}-{i}"), 1, &patient);
+                        let r = medical::record_json(
+                            &mut b,
+                            User::Physician,
+                            &format!("{run}-ctl-{round}-{i}"),
+                            1,
+                            &patient,
+                        );
                         call(
                             "CreateAsset",
                             &[
@@ -476,7 +522,13 @@ fn main() {
             } else if which == "record" {
                 let calls = (0..o.n)
                     .map(|i| {
-                        let r = medical::record_json(&format!("{run}-tp-{round}-{i}"), 1, &patient);
+                        let r = medical::record_json(
+                            &mut b,
+                            User::Physician,
+                            &format!("{run}-tp-{round}-{i}"),
+                            1,
+                            &patient,
+                        );
                         call("Record:Create", &[&r.to_string()])
                     })
                     .collect();

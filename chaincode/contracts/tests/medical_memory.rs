@@ -12,14 +12,15 @@ mod medical;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use medfabric_shim::ext::KeyEndorsementPolicy;
 use medfabric_shim::ledger::{Creator, TxTimestamp};
-use medfabric_shim::memory::{Invocation, MemoryChannel, ValidationCode};
+use medfabric_shim::memory::{EndorsementPolicies, Invocation, MemoryChannel, ValidationCode};
 use medical::{Backend, Call, Channel, Submitted, User, b64, call, expect_error, json_of};
 use rcgen::{CertificateParams, CustomExtension, DistinguishedName, DnType, Issuer, KeyPair};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const CHAINCODE: &str = "medical";
+const CHAINCODE: &str = "medfabric";
 /// 2025-06-01T00:00:00Z: inside every test certificate's validity.
 const START: i64 = 1_748_736_000;
 const ATTR_OID: [u64; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 1];
@@ -50,7 +51,7 @@ impl Ca {
         ous: &[&str],
         attributes: &[(&str, &str)],
         valid: (i32, i32),
-    ) -> (Vec<u8>, String) {
+    ) -> (Vec<u8>, String, Vec<u8>) {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, cn);
@@ -72,10 +73,9 @@ impl Ca {
         params.custom_extensions = vec![CustomExtension::from_oid_content(&ATTR_OID, ext)];
         params.not_before = rcgen::date_time_ymd(valid.0, 1, 1);
         params.not_after = rcgen::date_time_ymd(valid.1, 1, 1);
-        let cert = params
-            .signed_by(&KeyPair::generate().unwrap(), &self.issuer)
-            .unwrap();
-        (cert.der().to_vec(), cert.pem())
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.der().to_vec(), cert.pem(), key.serialize_der())
     }
 }
 
@@ -87,6 +87,10 @@ struct Memory {
     expired: Creator,
     seconds: i64,
     nanos: i32,
+    /// Endorsers of a call that names none (default: the creator's organisation).
+    default_endorsers: Option<Vec<String>>,
+    keys: BTreeMap<User, Vec<u8>>,
+    book: medical::CesBook,
 }
 
 impl Memory {
@@ -96,16 +100,20 @@ impl Memory {
         let chaincode = Arc::new(medfabric_contracts::medical::chaincode());
         storage.install(CHAINCODE, chaincode.clone());
         sharing.install(CHAINCODE, chaincode);
+        // One peer holds both channels: `sharing` reads records on `storage` through it.
+        MemoryChannel::join(&storage, &sharing);
         let cas: BTreeMap<&str, Ca> = ["Hospital1MSP", "Hospital2MSP", "ResearchMSP"]
             .into_iter()
             .map(|m| (m, Ca::new(m)))
             .collect();
         let mut creators = BTreeMap::new();
         let mut fingerprints = BTreeMap::new();
+        let mut keys = BTreeMap::new();
         for user in User::ALL {
             let spec = user.spec();
-            let (der, pem) =
+            let (der, pem, key) =
                 cas[spec.msp].issue(spec.name, spec.ous, spec.attributes, (2025, 2030));
+            keys.insert(user, key);
             fingerprints.insert(user, hex::encode(Sha256::digest(&der)));
             creators.insert(
                 user,
@@ -115,7 +123,7 @@ impl Memory {
                 },
             );
         }
-        let (_, pem) = cas["Hospital1MSP"].issue(
+        let (_, pem, _) = cas["Hospital1MSP"].issue(
             "dr-retired",
             &["client"],
             &[("role", "physician")],
@@ -133,6 +141,9 @@ impl Memory {
             expired,
             seconds: START,
             nanos: 0,
+            default_endorsers: None,
+            keys,
+            book: medical::CesBook::default(),
         }
     }
 
@@ -149,7 +160,10 @@ impl Memory {
             .chain(call.args.into_iter().map(String::into_bytes))
             .collect();
         invocation.transient = call.transient;
-        if let Some(orgs) = call.endorsing_orgs {
+        if let Some(orgs) = call
+            .endorsing_orgs
+            .or_else(|| self.default_endorsers.clone())
+        {
             invocation.endorsers = orgs;
         }
         self.nanos += 1;
@@ -228,6 +242,27 @@ impl Backend for Memory {
     fn wait_until(&mut self, unix_seconds: i64) {
         self.seconds = self.seconds.max(unix_seconds);
     }
+
+    fn signing_key_der(&self, user: User) -> Vec<u8> {
+        self.keys[&user].clone()
+    }
+
+    fn ces_book(&mut self) -> &mut medical::CesBook {
+        &mut self.book
+    }
+}
+
+#[test]
+fn forged_or_swapped_ces_material_is_refused_on_the_memory_ledger() {
+    let mut b = Memory::new();
+    let before = b.storage.events().len();
+    medical::ces_attacks(&mut b, "mem");
+    // Setup and the one honest record: no refused attempt reached the ledger.
+    let creates = b.storage.events()[before..]
+        .iter()
+        .filter(|e| e.name == "Record:Create")
+        .count();
+    assert_eq!(creates, 1);
 }
 
 #[test]
@@ -249,6 +284,111 @@ fn scenario_on_the_memory_ledger() {
             "no {expected} event in {names:?}"
         );
     }
+}
+
+/// The patient-number mapping is Hospital1's transaction alone. With the definition's policies
+/// modelled (chaincode `MAJORITY` of the three organisations, each patient map collection its
+/// hospital's peer, as `collections/medfabric.json`), `Pseudonym:MapPatient` commits endorsed
+/// by Hospital1 only, fails validation endorsed by others, and writes nothing but the private
+/// entry; a public write endorsed by one organisation fails, as on the network.
+#[test]
+fn patient_number_is_mapped_by_the_holding_hospital_alone() {
+    let mut b = Memory::new();
+    let orgs = ["Hospital1MSP", "Hospital2MSP", "ResearchMSP"];
+    // Calls that name no endorsers get all three, as the gateway would pick to satisfy MAJORITY
+    // and the records' key-level policies.
+    b.default_endorsers = Some(orgs.iter().map(|o| (*o).to_owned()).collect());
+    b.storage.set_endorsement_policies(
+        CHAINCODE,
+        EndorsementPolicies {
+            chaincode: Some(KeyEndorsementPolicy::n_of(2, orgs)),
+            collections: [
+                ("hospital1PatientMap", "Hospital1MSP"),
+                ("hospital2PatientMap", "Hospital2MSP"),
+            ]
+            .into_iter()
+            .map(|(c, o)| (c.to_owned(), KeyEndorsementPolicy::all_of([o])))
+            .collect(),
+        },
+    );
+    medical::setup_registration(&mut b);
+    let patient = b.fingerprint(User::Patient);
+    let before = b.storage.dump();
+    for others in [&["Hospital2MSP"][..], &["Hospital2MSP", "ResearchMSP"]] {
+        expect_error(
+            b.submit(
+                Channel::Storage,
+                User::Patient,
+                medical::map_patient_call().endorsed_by(others),
+            ),
+            "ENDORSEMENT_POLICY_FAILURE",
+        );
+    }
+    let mapped = json_of(
+        &b.submit(Channel::Storage, User::Patient, medical::map_patient_call())
+            .unwrap()
+            .payload,
+    );
+    assert_eq!(mapped["collection"], json!("hospital1PatientMap"));
+    assert!(!mapped.to_string().contains("H1-0042"));
+    let after = b.storage.dump();
+    let public = |d: &medfabric_shim::memory::StateDump| {
+        d.entries
+            .iter()
+            .filter(|e| e.collection.is_none())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        public(&before),
+        public(&after),
+        "MapPatient wrote public state"
+    );
+    assert_eq!(before.history, after.history);
+    let new_private: Vec<_> = after
+        .entries
+        .iter()
+        .filter(|e| e.collection.is_some() && !before.entries.contains(e))
+        .collect();
+    assert_eq!(new_private.len(), 1, "{new_private:?}");
+    assert_eq!(
+        new_private[0].collection.as_deref(),
+        Some("hospital1PatientMap")
+    );
+    assert_eq!(new_private[0].key, patient);
+    assert!(String::from_utf8_lossy(&new_private[0].value).contains("H1-0042"));
+    // Public writes still need MAJORITY.
+    expect_error(
+        b.submit(
+            Channel::Storage,
+            User::Hospital1Admin,
+            call(
+                "Policy:Set",
+                &["auditor", "role:auditor OR role:chief-auditor"],
+            )
+            .endorsed_by(&["Hospital1MSP"]),
+        ),
+        "ENDORSEMENT_POLICY_FAILURE",
+    );
+    medical::patient_map_privacy(&mut b);
+}
+
+#[test]
+fn publish_checks_the_record_on_storage_on_the_memory_ledger() {
+    let mut b = Memory::new();
+    let before = b.snapshot();
+    medical::publish_checks_the_record_on_storage(&mut b, "mem");
+    // Setup, the record and the one accepted share: every refused publish left nothing.
+    let after = b.snapshot();
+    assert!(after.1 > before.1);
+    assert_eq!(
+        b.sharing
+            .events()
+            .iter()
+            .filter(|e| e.name == "Sharing:Publish")
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -281,7 +421,8 @@ fn an_expired_certificate_is_refused() {
     let mut b = Memory::new();
     medical::setup(&mut b);
     let patient = b.fingerprint(User::Patient);
-    let record = medical::record_json("expired-rec", 1, &patient).to_string();
+    let record =
+        medical::record_json(&mut b, User::Physician, "expired-rec", 1, &patient).to_string();
     let expired = b.expired.clone();
     expect_error(
         b.submit_as(Channel::Storage, expired, call("Record:Create", &[&record])),
@@ -377,7 +518,7 @@ fn prepare(b: &mut Memory) -> Prepared {
     medical::setup(b);
     let patient = b.fingerprint(User::Patient);
     let record_id = "bad-rec".to_owned();
-    let record = medical::record_json(&record_id, 1, &patient).to_string();
+    let record = medical::record_json(b, User::Physician, &record_id, 1, &patient).to_string();
     b.submit(
         Channel::Storage,
         User::Physician,
@@ -385,7 +526,7 @@ fn prepare(b: &mut Memory) -> Prepared {
     )
     .unwrap();
     let share_id = "bad-share".to_owned();
-    let share = medical::share_json(&share_id, &record_id, None).to_string();
+    let share = medical::share_json(b, &share_id, &record_id, None).to_string();
     b.submit(
         Channel::Sharing,
         User::Patient,
@@ -440,9 +581,9 @@ fn with(mut value: Value, path: &[&str], new: Value) -> String {
 fn bad_input_is_refused_precisely_and_writes_nothing() {
     let mut b = Memory::new();
     let p = prepare(&mut b);
-    let record = medical::record_json(&p.record_id, 2, &p.patient);
-    let fresh = medical::record_json("bad-new", 1, &p.patient);
-    let share = medical::share_json("bad-share-2", &p.record_id, None);
+    let record = medical::record_json(&mut b, User::Physician, &p.record_id, 2, &p.patient);
+    let fresh = medical::record_json(&mut b, User::Physician, "bad-new", 1, &p.patient);
+    let share = medical::share_json(&mut b, "bad-share-2", &p.record_id, None);
     let request = medical::request_json("bad-req-new", &p.share_id, "research");
     let grant: Value =
         serde_json::from_str(&medical::grant_json(&b, &p.pending, START + 100_000).to_string())
@@ -476,10 +617,16 @@ fn bad_input_is_refused_precisely_and_writes_nothing() {
         (St, User::Patient, call("Pseudonym:Register", &[&json!({"preKeys": [b64(&[1; 33]), b64(&[1; 33])]}).to_string()]), "given twice"),
         (St, User::Patient, call("Pseudonym:Register", &[&json!({"preKeys": [b64(&[1; 33])], "escrow": b64(&[0; 17_000])}).to_string()]), "field escrow: base64 value"),
         (St, User::Patient, call("Pseudonym:Register", &[&json!({"preKeys": [b64(&[1; 33])], "attributes": ["role:admin"]}).to_string()]), "unknown field `attributes`"),
-        (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]).transient("patientNumber", b"H1-1"), "\"patientNumberSalt\" is required"),
-        (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]).transient("patientNumber", b"H1-1").transient("patientNumberSalt", b"short"), "must be 16 to 64 bytes"),
-        (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]).transient("patientNumber", &[b'9'; 65]).transient("patientNumberSalt", &[1; 16]), "must be 1 to 64 bytes"),
-        (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]).transient("patientNumber", b"H1 1").transient("patientNumberSalt", &[1; 16]), "printable ASCII"),
+        (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]).transient("patientNumber", b"H1-1").transient("patientNumberSalt", &[1; 16]), "map the patient number with Pseudonym:MapPatient"),
+        (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]).transient("patientNumberSalt", &[1; 16]), "map the patient number with Pseudonym:MapPatient"),
+        (St, User::Patient, call("Pseudonym:MapPatient", &[]).transient("patientNumber", b"H1-1"), "\"patientNumberSalt\" is required"),
+        (St, User::Patient, call("Pseudonym:MapPatient", &[]).transient("patientNumberSalt", &[1; 16]), "\"patientNumber\" is required"),
+        (St, User::Patient, call("Pseudonym:MapPatient", &[]).transient("patientNumber", b"H1-1").transient("patientNumberSalt", b"short"), "must be 16 to 64 bytes"),
+        (St, User::Patient, call("Pseudonym:MapPatient", &[]).transient("patientNumber", &[b'9'; 65]).transient("patientNumberSalt", &[1; 16]), "must be 1 to 64 bytes"),
+        (St, User::Patient, call("Pseudonym:MapPatient", &[]).transient("patientNumber", b"H1 1").transient("patientNumberSalt", &[1; 16]), "printable ASCII"),
+        (St, User::Patient, call("Pseudonym:MapPatient", &["extra"]).transient("patientNumber", b"H1-1").transient("patientNumberSalt", &[1; 16]), "argument"),
+        (St, User::Patient, call("Pseudonym:MapPatient", &[]).transient("patientNumber", b"H1-1").transient("patientNumberSalt", &[1; 16]), "already has a patient number"),
+        (Sh, User::Patient, call("Pseudonym:MapPatient", &[]).transient("patientNumber", b"H1-1").transient("patientNumberSalt", &[1; 16]), "runs on channel \"storage\""),
         (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]).transient("escrowShares", &vec![0; 70_000]), "\"escrowShares\" must be 1 to 65536 bytes"),
         (St, User::Patient, call("Pseudonym:Register", &[&huge]), "the limit is 65536"),
         (St, User::Patient, call("Pseudonym:Register", &[&registration.to_string()]), "already registered"),
@@ -652,7 +799,7 @@ fn transactions() -> Vec<(String, usize)> {
 #[test]
 fn metadata_lists_every_medical_transaction() {
     let names: Vec<String> = transactions().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names.len(), 30, "{names:?}");
+    assert_eq!(names.len(), 31, "{names:?}");
     for expected in [
         "Policy:Init",
         "Pseudonym:Register",
@@ -715,8 +862,8 @@ fn random_argument_bytes_never_panic_and_are_refused() {
     let mut b = Memory::new();
     let p = prepare(&mut b);
     let templates: Vec<String> = vec![
-        medical::record_json("smoke", 1, &p.patient).to_string(),
-        medical::share_json("smoke", &p.record_id, Some(60)).to_string(),
+        medical::record_json(&mut b, User::Physician, "smoke", 1, &p.patient).to_string(),
+        medical::share_json(&mut b, "smoke", &p.record_id, Some(60)).to_string(),
         medical::request_json("smoke", &p.share_id, "research").to_string(),
         medical::grant_json(&b, &p.pending, START + 1000).to_string(),
         json!({"version": 1, "sections": [{"id": "diagnosis", "policy": "role:x", "preCapsule": "AAAA"}]}).to_string(),
@@ -794,23 +941,14 @@ fn pseudonym_private_data_goes_to_the_hospital_collection() {
     assert_eq!(view["commonName"], json!("pn-patient"));
     assert_eq!(view["escrow"], json!(b64(b"pvss-transcript")));
     // An organisation without a patient map cannot store a patient number.
-    let mut other = Memory::new();
-    medical::setup(&mut other);
-    other
-        .submit(
-            Channel::Storage,
-            User::Hospital1Admin,
-            call("Policy:Set", &["pseudonym.register", "role:researcher"]),
-        )
-        .unwrap();
-    let registration = json!({"preKeys": [b64(&[3; 33])]}).to_string();
     expect_error(
-        other.submit(
+        b.submit(
             Channel::Storage,
             User::Researcher,
-            call("Pseudonym:Register", &[&registration])
+            call("Pseudonym:MapPatient", &[])
                 .transient("patientNumber", b"R-1")
-                .transient("patientNumberSalt", &[1; 16]),
+                .transient("patientNumberSalt", &[1; 16])
+                .endorsed_by(&["ResearchMSP"]),
         ),
         "organisation ResearchMSP has no patient map collection",
     );

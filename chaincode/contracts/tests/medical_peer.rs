@@ -19,6 +19,7 @@
 //! every run enrols new identities (hence a new patient pseudonym). `Pseudonym:Register` names
 //! its endorsing organisations (Hospital1, Hospital2): with transient data for collections and
 //! the default `MAJORITY` policy the Fabric gateway refuses to choose endorsers itself.
+//! `Pseudonym:MapPatient` names Hospital1 alone (the patient map collection's own policy).
 //!
 //! Memory-only, and left there: the bad-input table and random arguments (which compare
 //! ledger heights before and after), the expired-certificate creators (a CA does not issue
@@ -81,6 +82,68 @@ fn scenario_on_the_real_network() {
     );
     assert_eq!(view["patientMapCollection"], json!("hospital1PatientMap"));
     assert!(!view.to_string().contains("H1-0042"));
+}
+
+/// The patient number reaches Hospital1's peer only: `Pseudonym:MapPatient` is endorsed by
+/// Hospital1 alone (the envelope's endorsements say so) and commits valid, because the patient
+/// map collection's own endorsement policy, not the chaincode's `MAJORITY`, governs a
+/// transaction that writes only that collection; a public write endorsed by Hospital1 alone
+/// fails validation; `Register` refuses a patient number (`patient_map_privacy`).
+///
+/// Not tried here: `MapPatient` endorsed by another organisation alone. Its peer is no member
+/// of the collection, so Hospital1's peer waits for the private data it never gets
+/// (`peer.gossip.pvtData.pullRetryThreshold`, 60 s) before committing the block; the memory
+/// test shows that such an endorsement fails validation.
+#[test]
+#[ignore = "needs the real test network with the medical chaincode deployed as `medfabric`: cargo test -p medfabric-contracts --test medical_peer -- --ignored"]
+fn patient_number_is_mapped_on_the_holding_hospital_alone() {
+    let _serial = one_at_a_time();
+    let mut b = PeerBackend::new();
+    // A fresh patient identity: registered, not yet mapped.
+    medical::setup_registration(&mut b);
+    let contract = b.contract(Channel::Storage, User::Patient);
+    let (outcome, endorsers) = b
+        .runtime
+        .block_on(peer_network::submit_showing_endorsers(
+            &contract,
+            &medical::map_patient_call(),
+        ))
+        .unwrap_or_else(|e| panic!("Pseudonym:MapPatient: {}", peer_network::error_text(&e)));
+    assert_eq!(endorsers, vec!["Hospital1MSP".to_owned()]);
+    assert!(!String::from_utf8_lossy(&outcome.payload).contains("H1-0042"));
+    b.sync(Channel::Storage, outcome.block_number);
+    // The chaincode's MAJORITY still governs public writes.
+    let name = format!("extra-{}", b.run);
+    medical::expect_error(
+        b.submit(
+            Channel::Storage,
+            User::Hospital1Admin,
+            call("Policy:Set", &[&name, "role:physician"]).endorsed_by(&["Hospital1MSP"]),
+        ),
+        "ENDORSEMENT_POLICY_FAILURE",
+    );
+    medical::patient_map_privacy(&mut b);
+}
+
+/// `Sharing:Publish` reads the record on `storage` through the peer (cross-channel call).
+#[test]
+#[ignore = "needs the real test network with the medical chaincode deployed as `medfabric`: cargo test -p medfabric-contracts --test medical_peer -- --ignored"]
+fn publish_checks_the_record_on_storage_on_the_real_network() {
+    let _serial = one_at_a_time();
+    let mut b = PeerBackend::new();
+    let run = format!("peer{}", b.run);
+    medical::publish_checks_the_record_on_storage(&mut b, &run);
+}
+
+/// The deployed chaincode verifies CES with `medfabric-crypto`: forged signatures and
+/// swapped or forged subset proofs are refused by the real peers.
+#[test]
+#[ignore = "needs the real test network with the medical chaincode deployed as `medfabric`: cargo test -p medfabric-contracts --test medical_peer -- --ignored"]
+fn forged_or_swapped_ces_material_is_refused_on_the_real_network() {
+    let _serial = one_at_a_time();
+    let mut b = PeerBackend::new();
+    let run = format!("peer{}", b.run);
+    medical::ces_attacks(&mut b, &run);
 }
 
 #[test]

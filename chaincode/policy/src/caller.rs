@@ -152,6 +152,7 @@ pub struct CallerIdentity {
     ca_attributes: BTreeMap<String, String>,
     validity: Validity,
     fingerprint: Fingerprint,
+    public_key: Vec<u8>,
 }
 
 impl CallerIdentity {
@@ -252,7 +253,19 @@ impl CallerIdentity {
                 not_after: unix(validity.not_after),
             },
             fingerprint: Fingerprint(Sha256::digest(der).into()),
+            public_key: tbs
+                .subject_public_key_info()
+                .subject_public_key
+                .raw_bytes()
+                .to_vec(),
         })
+    }
+
+    /// The subject public key as the certificate carries it (for P-256, the SEC1 point), e.g.
+    /// to verify what the caller signed besides the proposal. Its algorithm is not checked
+    /// here: a verifier that expects a curve refuses other keys.
+    pub fn public_key(&self) -> &[u8] {
+        &self.public_key
     }
 
     /// The MSP id the ledger gave for the caller.

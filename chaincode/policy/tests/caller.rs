@@ -22,6 +22,7 @@ const FABRIC_ATTRS: &str = r#"{"attrs":{"hf.Affiliation":"org1.department1","hf.
 struct Leaf {
     der: Vec<u8>,
     pem: String,
+    public_key: Vec<u8>,
 }
 
 /// A Fabric-CA-like CA certificate, and a leaf it signs with the given subject and extensions.
@@ -45,6 +46,7 @@ fn issue(subject: DistinguishedName, extensions: Vec<CustomExtension>) -> Leaf {
     Leaf {
         der: cert.der().to_vec(),
         pem: cert.pem(),
+        public_key: key.public_key_raw().to_vec(),
     }
 }
 
@@ -346,4 +348,19 @@ fn malformed_certificates_are_typed_errors() {
     let half = &leaf.pem[..leaf.pem.len() / 2];
     let cut = format!("{half}\n-----END CERTIFICATE-----\n");
     assert!(CallerIdentity::from_pem("Org1MSP", cut.as_bytes()).is_err());
+}
+
+#[test]
+fn the_subject_public_key_is_the_certified_point() {
+    let leaf = issue(subject("user1", &["client"]), vec![]);
+    let identity = CallerIdentity::from_der("Hospital1MSP", &leaf.der).unwrap();
+    // P-256: the uncompressed SEC1 point.
+    assert_eq!(identity.public_key(), leaf.public_key.as_slice());
+    assert_eq!(identity.public_key().len(), 65);
+    assert_eq!(
+        CallerIdentity::from_pem("Hospital1MSP", leaf.pem.as_bytes())
+            .unwrap()
+            .public_key(),
+        identity.public_key()
+    );
 }

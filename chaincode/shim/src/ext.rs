@@ -140,6 +140,13 @@ impl KeyEndorsementPolicy {
         }
     }
 
+    /// `required` of the listed organisations must endorse (e.g. 2 of 3 for `MAJORITY`).
+    pub fn n_of(required: u32, organizations: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let mut policy = Self::all_of(organizations);
+        policy.required = required;
+        policy
+    }
+
     /// Encodes as the `SignaturePolicyEnvelope` Fabric's validator reads (peer role principals).
     pub fn to_bytes(&self) -> Vec<u8> {
         let identities = self

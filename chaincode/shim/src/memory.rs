@@ -4,13 +4,15 @@
 //! namespace, private data collections, history, key metadata) and the chaincodes installed on
 //! it. Each invocation is simulated against committed state — a transaction never reads its own
 //! writes — and then committed as its own block after the same checks a peer's validator makes:
-//! MVCC (every key read is unchanged) and key-level endorsement policies.
+//! MVCC (every key read is unchanged) and endorsement policies: key-level ones always, and the
+//! chaincode- and collection-level ones of a definition set with
+//! [`MemoryChannel::set_endorsement_policies`] (none by default).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use sha2::{Digest, Sha256};
 
@@ -177,9 +179,22 @@ struct Namespace {
     history: BTreeMap<String, Vec<KeyModification>>,
 }
 
+/// The endorsement policies of a chaincode definition, applied at validation as Fabric does:
+/// a written key with a key-level policy needs that policy; otherwise a private key of a
+/// collection with its own policy needs the collection's; otherwise the chaincode's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndorsementPolicies {
+    /// The chaincode-level policy (`None`: not checked).
+    pub chaincode: Option<KeyEndorsementPolicy>,
+    /// Collection-level policies, by collection name.
+    pub collections: BTreeMap<String, KeyEndorsementPolicy>,
+}
+
 #[derive(Default)]
 struct World {
     namespaces: BTreeMap<String, Namespace>,
+    /// Definition-level endorsement policies, by chaincode name.
+    policies: BTreeMap<String, EndorsementPolicies>,
     height: u64,
     tx_ids: BTreeSet<String>,
     events: Vec<CommittedEvent>,
@@ -192,6 +207,8 @@ pub struct MemoryChannel {
     channel_id: String,
     world: Mutex<World>,
     chaincodes: Mutex<BTreeMap<String, Arc<dyn Chaincode>>>,
+    /// Other channels of the same (simulated) peer, reachable by cross-channel calls.
+    joined: Mutex<BTreeMap<String, Weak<MemoryChannel>>>,
 }
 
 impl std::fmt::Debug for MemoryChannel {
@@ -215,7 +232,16 @@ impl MemoryChannel {
                 ..World::default()
             }),
             chaincodes: Mutex::new(BTreeMap::new()),
+            joined: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Puts two channels on the same peer, so that a chaincode on one can call a chaincode on
+    /// the other ([`Ledger::invoke_chaincode`] naming the channel), read-only, as Fabric
+    /// allows. Holds weak references: the channels live as long as their owners keep them.
+    pub fn join(a: &Arc<Self>, b: &Arc<Self>) {
+        lock(&a.joined).insert(b.channel_id.clone(), Arc::downgrade(b));
+        lock(&b.joined).insert(a.channel_id.clone(), Arc::downgrade(a));
     }
 
     /// The channel name.
@@ -226,6 +252,12 @@ impl MemoryChannel {
     /// Installs (or replaces) a chaincode under `name`.
     pub fn install(&self, name: &str, chaincode: Arc<dyn Chaincode>) {
         lock(&self.chaincodes).insert(name.to_owned(), chaincode);
+    }
+
+    /// Sets the chaincode- and collection-level endorsement policies of chaincode `name`, as
+    /// its definition would; until then only key-level policies are checked.
+    pub fn set_endorsement_policies(&self, name: &str, policies: EndorsementPolicies) {
+        lock(&self.world).policies.insert(name.to_owned(), policies);
     }
 
     /// Sets the clock used for transactions that carry no timestamp of their own.
@@ -773,9 +805,31 @@ impl Ledger for MemoryTx {
         channel: &str,
     ) -> Result<ChaincodeResponse, LedgerError> {
         if !channel.is_empty() && channel != self.channel.channel_id {
-            return Err(LedgerError::Unsupported(
-                "calling a chaincode on another channel in memory",
-            ));
+            let other = lock(&self.channel.joined)
+                .get(channel)
+                .and_then(Weak::upgrade)
+                .ok_or_else(|| {
+                    LedgerError::Peer(format!(
+                        "channel {channel} is not joined by this peer (MemoryChannel::join)"
+                    ))
+                })?;
+            // Fabric runs the called chaincode against the other channel's state with the same
+            // proposal and returns only its response: its reads and writes are discarded,
+            // not part of this transaction.
+            let context = Rc::new(TxContext {
+                signed_proposal: self.context.signed_proposal.clone(),
+                tx_id: self.context.tx_id.clone(),
+                timestamp: self.context.timestamp,
+                creator: self.context.creator.clone(),
+                transient: self.context.transient.clone(),
+                results: RefCell::new(TxResults::default()),
+            });
+            let view = MemoryTx {
+                channel: other,
+                namespace: chaincode.to_owned(),
+                context,
+            };
+            return Ok(view.run_chaincode(chaincode, args));
         }
         if chaincode == self.namespace {
             return Err(LedgerError::Peer(format!(
@@ -807,8 +861,8 @@ fn validate(
             return ValidationCode::MvccReadConflict;
         }
     }
-    // Key-level endorsement: a written key (value or metadata) whose committed metadata holds a
-    // validation parameter needs that policy met instead of the chaincode's.
+    // A written key (value or metadata) whose committed metadata holds a validation parameter
+    // needs that policy; otherwise its collection's policy, otherwise the chaincode's.
     let written = results
         .writes
         .keys()
@@ -819,13 +873,24 @@ fn validate(
             .namespaces
             .get(ns)
             .and_then(|n| n.metadata.get(&(collection.clone(), key.clone())));
-        if let Some(parameter) = committed.and_then(|m| m.get(VALIDATION_PARAMETER)) {
-            let satisfied = KeyEndorsementPolicy::from_bytes(parameter)
-                .map(|policy| policy.is_satisfied_by(endorsers.iter().map(String::as_str)))
-                .unwrap_or(false);
-            if !satisfied {
-                return ValidationCode::EndorsementPolicyFailure;
-            }
+        let definition = world.policies.get(ns);
+        let policy = match committed.and_then(|m| m.get(VALIDATION_PARAMETER)) {
+            Some(parameter) => match KeyEndorsementPolicy::from_bytes(parameter) {
+                Ok(policy) => Some(policy),
+                Err(_) => return ValidationCode::EndorsementPolicyFailure,
+            },
+            None => definition.and_then(|d| {
+                d.collections
+                    .get(collection)
+                    .filter(|_| !collection.is_empty())
+                    .or(d.chaincode.as_ref())
+                    .cloned()
+            }),
+        };
+        if let Some(policy) = policy
+            && !policy.is_satisfied_by(endorsers.iter().map(String::as_str))
+        {
+            return ValidationCode::EndorsementPolicyFailure;
         }
     }
     ValidationCode::Valid

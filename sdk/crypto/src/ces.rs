@@ -509,6 +509,12 @@ impl CesSignature {
         leaves: &[(u32, Digest)],
         proof: &[Digest],
     ) -> Result<(), Error> {
+        self.check_leaves(leaves, proof)?;
+        self.verify(author)
+    }
+
+    /// The leaf and policy part of [`CesSignature::verify_leaves`], without the signature.
+    fn check_leaves(&self, leaves: &[(u32, Digest)], proof: &[Digest]) -> Result<(), Error> {
         let indices: Vec<u32> = leaves.iter().map(|(i, _)| *i).collect();
         if !indices.windows(2).all(|w| w[0] < w[1])
             || !self.policy.allows(self.leaf_count, &indices)
@@ -523,7 +529,7 @@ impl CesSignature {
         if nodes.next().is_some() || root.is_none_or(|r| r != self.root) {
             return Err(Error::Verification);
         }
-        self.verify(author)
+        Ok(())
     }
 
     fn encode_body(&self, out: &mut Vec<u8>) {
@@ -952,6 +958,18 @@ impl SubsetProof {
     pub fn verify(&self, author: &P256VerifyingKey) -> Result<(), Error> {
         self.signature
             .verify_leaves(author, &self.leaves, &self.proof)
+    }
+
+    /// Verifies the proof against `indexed`, a signature whose author signature was verified
+    /// earlier — as the ledger does when a record is indexed — for a verifier that has the
+    /// indexed signature but not the author's key: the proof must carry exactly that
+    /// signature, and its leaves must rebuild its root under its policy. The author's signature
+    /// is not checked again here, so `indexed` must come from a trusted, verified place.
+    pub fn verify_against_indexed(&self, indexed: &CesSignature) -> Result<(), Error> {
+        if self.signature != *indexed {
+            return Err(Error::Verification);
+        }
+        self.signature.check_leaves(&self.leaves, &self.proof)
     }
 
     /// Canonical encoding.

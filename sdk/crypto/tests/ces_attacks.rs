@@ -394,3 +394,47 @@ fn to_high_s(der: &[u8]) -> Vec<u8> {
     sig.extend_from_slice(&body);
     sig
 }
+
+/// `verify_against_indexed` (what the chaincode checks on `sharing`, holding the signature
+/// indexed on `storage` but not the author's key): honest proofs pass; a proof under another
+/// signature (re-signed, other version, other record), altered leaves, swapped or extra nodes
+/// and forbidden subsets fail.
+#[test]
+fn proofs_are_checked_against_the_indexed_signature() {
+    let f = Fixture::new();
+    let indexed = f.signed.signature().clone();
+    for subset in [&[0, 1][..], &[3], &[6, 7], &[4, 5, 6]] {
+        let proof = f.signed.extract_digests(&f.rec, subset).unwrap();
+        proof.verify_against_indexed(&indexed).unwrap();
+    }
+    let honest = f.disclosure(&[3, 4]);
+    let rejected = |d: Disclosure, what: &str| {
+        assert!(
+            d.to_subset_proof()
+                .verify_against_indexed(&indexed)
+                .is_err(),
+            "{what}: accepted"
+        );
+    };
+    rejected(
+        rebuild(&honest, |s, _| s[0].section.bytes.push(b' ')),
+        "altered section",
+    );
+    rejected(rebuild(&honest, |s, _| s.swap(0, 1)), "sections swapped");
+    rejected(rebuild(&honest, |_, p| p.push([0; 32])), "extra proof node");
+    // The same sections signed again (another signature over the same root) or another
+    // record's proof are not this indexed signature.
+    let mut rng = StdRng::seed_from_u64(12);
+    let again = ces::sign(&mut rng, &f.author, &f.rec, policy()).unwrap();
+    let other_signature = again.extract_digests(&f.rec, &[3, 4]).unwrap();
+    assert!(other_signature.verify_against_indexed(&indexed).is_err());
+    let other = record("rec-2", 4, "a");
+    let signed_other = ces::sign(&mut rng, &f.author, &other, policy()).unwrap();
+    let foreign = signed_other.extract_digests(&other, &[3, 4]).unwrap();
+    assert!(foreign.verify_against_indexed(&indexed).is_err());
+    // A subset the signed policy forbids.
+    let forbidden = rebuild(&f.disclosure(&[0, 1]), |s, _| {
+        s.truncate(1);
+    });
+    rejected(forbidden, "forbidden subset");
+}

@@ -398,8 +398,13 @@ impl Environment {
         }
         let mut rng = rand::rngs::OsRng;
         let endorsers: Vec<&str> = self.register_endorsers.iter().map(String::as_str).collect();
+        // The patient number is not part of the registration, which other organisations
+        // endorse: it is mapped on the patient's hospital alone.
         self.records
-            .register_owner(&mut rng, &self.cast.patient, Some("H1-0042"), &endorsers)
+            .register_owner(&mut rng, &self.cast.patient, None, &endorsers)
+            .await?;
+        self.records
+            .map_patient_number(&mut rng, self.cast.patient.member(), "H1-0042")
             .await
     }
 

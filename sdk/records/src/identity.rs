@@ -171,3 +171,41 @@ pub fn certificate_key(
 pub fn fingerprint_of(identity: &Identity) -> String {
     hex::encode(Sha256::digest(identity.certificate_der()))
 }
+
+impl crate::Records {
+    /// Maps `member`'s hospital patient number to its pseudonym (`Pseudonym:MapPatient`, after
+    /// `Pseudonym:Register`): a salted value in the member's hospital collection and nothing
+    /// else, endorsed by that hospital's peers alone (the collection's own endorsement
+    /// policy), so no other organisation's peer sees the number. Idempotent: an already mapped
+    /// pseudonym is fine.
+    ///
+    /// # Errors
+    /// [`Error::Index`].
+    pub async fn map_patient_number(
+        &self,
+        rng: &mut impl rand_core::CryptoRngCore,
+        member: &Member,
+        patient_number: &str,
+    ) -> Result<()> {
+        let mut salt = [0u8; 16];
+        rng.fill_bytes(&mut salt);
+        let call = crate::ledger::Call::new("Pseudonym:MapPatient", Vec::<String>::new())
+            .transient("patientNumber", patient_number.as_bytes())
+            .transient("patientNumberSalt", &salt)
+            .endorsed_by(&[member.msp_id()]);
+        match self
+            .ledger
+            .submit(member, crate::ledger::ChannelKind::Storage, &call)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.refusal()
+                    .is_some_and(|m| m.contains("already has a patient number")) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::Index(e)),
+        }
+    }
+}

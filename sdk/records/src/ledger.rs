@@ -132,6 +132,10 @@ impl fmt::Debug for EmbeddedLedger {
     }
 }
 
+/// Superseded by the chaincode's own
+/// [`CesCrypto`](medfabric_contracts::medical::ces::CesCrypto), the default since the
+/// chaincode links `medfabric-crypto`; kept for callers that configure it explicitly.
+///
 /// CES checks for the chaincode backed by `medfabric-crypto`: the structure and binding
 /// checks of [`CesStructureOnly`](medfabric_contracts::medical::ces::CesStructureOnly), plus
 /// the author's P-256 signature against the certificate that signed the transaction when the
@@ -175,13 +179,12 @@ impl medfabric_contracts::medical::ces::CesVerifier for CryptoCesVerifier {
 }
 
 impl EmbeddedLedger {
-    /// Both channels with the medical chaincode in its default configuration, except that
-    /// CES signatures are verified with `medfabric-crypto` ([`CryptoCesVerifier`]).
+    /// Both channels with the medical chaincode in its default configuration, as deployed:
+    /// CES verified with `medfabric-crypto` by the chaincode itself
+    /// ([`CesCrypto`](medfabric_contracts::medical::ces::CesCrypto), which also checks subset
+    /// proofs against the signature indexed on `storage`).
     pub fn new() -> Arc<Self> {
-        Self::with_config(medfabric_contracts::medical::Config {
-            ces: Arc::new(CryptoCesVerifier),
-            ..medfabric_contracts::medical::Config::default()
-        })
+        Self::with_config(medfabric_contracts::medical::Config::default())
     }
 
     /// Both channels with the medical chaincode in a given configuration.
@@ -191,6 +194,8 @@ impl EmbeddedLedger {
         let chaincode = Arc::new(medfabric_contracts::medical::chaincode_with(config));
         storage.install(CHAINCODE, chaincode.clone());
         sharing.install(CHAINCODE, chaincode);
+        // One peer holds both channels: `Sharing:Publish` reads the record on `storage`.
+        MemoryChannel::join(&storage, &sharing);
         Arc::new(Self {
             storage,
             sharing,

@@ -1,12 +1,12 @@
 //! The hook through which the contracts check content extraction signatures (CES).
 //!
 //! CES verification (P-256 ECDSA over the Merkle root, multiproof walk) belongs to the no-I/O
-//! crypto core (`medfabric-crypto::ces`). Until the chaincode links it, the contracts check what
-//! they can without a signature verifier, through [`CesStructureOnly`]: the bytes decode strictly
-//! as `medfabric-crypto`'s format version 1 and bind the record id, the version, the number of
-//! sections and the disclosed section indices the transaction claims. **The author's signature is
-//! not verified by it.** Replace it with a verifier backed by `medfabric-crypto` in
-//! [`super::Config::ces`]; nothing else changes.
+//! crypto core (`medfabric-crypto::ces`), which the chaincode links: [`CesCrypto`], the default
+//! of [`super::Config`], checks structure and binding and then the cryptography. The weaker
+//! [`CesStructureOnly`] checks only that the bytes decode strictly as `medfabric-crypto`'s
+//! format version 1 and bind the record id, the version, the number of sections and the
+//! disclosed section indices the transaction claims; **it does not verify the author's
+//! signature** and is kept for tests of those binding checks.
 
 use std::fmt;
 
@@ -23,6 +23,11 @@ pub struct CesClaim<'a> {
     /// The certificate (PEM, as in the proposal) of the author, when the transaction has it
     /// (the author creates the record on `storage`).
     pub author_certificate: Option<&'a [u8]>,
+    /// The author's public key (SEC1 point of that certificate), when the transaction has it.
+    pub author_public_key: Option<&'a [u8]>,
+    /// The record's CES signature as indexed on `storage` (where it was verified against its
+    /// author), when a subset proof is checked for a record read from there.
+    pub indexed_signature: Option<&'a [u8]>,
 }
 
 /// Checks CES material. Implementations must be deterministic and do no I/O.
@@ -227,6 +232,53 @@ impl CesVerifier for CesStructureOnly {
     }
 }
 
+/// CES checks with `medfabric-crypto`, deterministic and without I/O: the structure and binding
+/// checks of [`CesStructureOnly`], then
+/// - an author's signature (`Record:Create`, `Record:NewVersion`) must verify under the public
+///   key of the certificate that signed the transaction: the author signs the record it
+///   indexes, nobody signs for someone else;
+/// - a subset proof (`Sharing:Publish`) must carry exactly the signature indexed on `storage`
+///   for that record version (verified there against its author), and its leaves must rebuild
+///   that signature's root under its extraction policy: no section swapped, added or taken
+///   from another record or version.
+///
+/// Failures are reported without detail beyond which check failed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CesCrypto;
+
+impl CesVerifier for CesCrypto {
+    fn check_signature(&self, claim: &CesClaim<'_>, signature: &[u8]) -> Result<(), String> {
+        CesStructureOnly.check_signature(claim, signature)?;
+        let key = claim
+            .author_public_key
+            .ok_or("there is no author key to verify the signature against")?;
+        let key = medfabric_crypto::keys::P256VerifyingKey::from_sec1_bytes(key)
+            .map_err(|_| "the author's certificate has no P-256 key".to_owned())?;
+        medfabric_crypto::ces::CesSignature::from_bytes(signature)
+            .map_err(|_| "malformed CES signature".to_owned())?
+            .verify(&key)
+            .map_err(|_| "the CES signature was not made by the transaction's signer".to_owned())
+    }
+
+    fn check_subset_proof(
+        &self,
+        claim: &CesClaim<'_>,
+        disclosed: &[u32],
+        proof: &[u8],
+    ) -> Result<(), String> {
+        CesStructureOnly.check_subset_proof(claim, disclosed, proof)?;
+        let indexed = claim
+            .indexed_signature
+            .ok_or("there is no indexed CES signature to verify the proof against")?;
+        let indexed = medfabric_crypto::ces::CesSignature::from_bytes(indexed)
+            .map_err(|_| "the record's indexed CES signature is malformed".to_owned())?;
+        medfabric_crypto::ces::SubsetProof::from_bytes(proof)
+            .map_err(|_| "malformed CES subset proof".to_owned())?
+            .verify_against_indexed(&indexed)
+            .map_err(|_| "the proof does not match the record's indexed CES signature".to_owned())
+    }
+}
+
 /// Test helpers: encodings in `medfabric-crypto`'s format version 1, with a dummy signature.
 pub mod fixtures {
     /// A CES signature for `record_id` version `version` over `leaf_count` sections.
@@ -277,6 +329,8 @@ mod tests {
             version: 2,
             leaf_count,
             author_certificate: None,
+            author_public_key: None,
+            indexed_signature: None,
         }
     }
 

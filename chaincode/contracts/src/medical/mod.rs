@@ -7,7 +7,7 @@
 //! | contract | channel | transactions |
 //! |---|---|---|
 //! | [`policy`] `Policy` | both | `Init(adminPolicy)`, `Set(name, policy)`, `Retire(name)`; queries `Get(name)`, `List()`, `History(name)` |
-//! | [`pseudonym`] `Pseudonym` | storage | `Register(registration)` + transient `patientNumber`, `patientNumberSalt`, `escrowShares`; query `Get(pseudonym)` |
+//! | [`pseudonym`] `Pseudonym` | storage | `Register(registration)` + transient `escrowShares`; `MapPatient()` + transient `patientNumber`, `patientNumberSalt` (endorsed by the caller's hospital alone); query `Get(pseudonym)` |
 //! | [`record`] `Record` | storage | `Create(record)`, `NewVersion(record)`, `UpdateRights(recordId, rights)`, `Read(recordId, purpose)`, `BreakGlass(recordId, reason)`; queries `Fetch(ticket)`, `Get(recordId)`, `History(recordId)` |
 //! | [`sharing`] `Sharing` | sharing | `Publish(share)`, `Withdraw(shareId)`, `Request(request)`, `Grant(grant)`, `Revoke(requestId, reason)`, `CheckGrant(requestId)`, `Open(requestId)`; queries `Fetch(ticket)`, `Get(shareId)`, `GetRequest(requestId)`, `ListRequests(shareId)` |
 //! | [`audit`] `Audit` | both (review: storage) | `Review(breakGlassId, verdict, note)`; queries `List(owner, pageSize, bookmark)`, `PendingReview()` |
@@ -55,14 +55,17 @@
 //! - `mf.pseudonym/<pseudonym>` → [`pseudonym::PseudonymRegistration`]: fingerprint, MSP,
 //!   certified attributes, validity, PRE public keys, optional public escrow transcript, and
 //!   which collections hold its private data. Private data: `<hospital>PatientMap/<pseudonym>`
-//!   (patient number with a client-chosen salt, so the on-channel hash cannot be guessed) and
-//!   `identityEscrow/<pseudonym>` (escrow shares) — see `collections/medfabric.json`.
+//!   (patient number with a client-chosen salt, so the on-channel hash cannot be guessed;
+//!   written by `Pseudonym:MapPatient` alone, under the collection's own endorsement policy:
+//!   the hospital's peer) and `identityEscrow/<pseudonym>` (escrow shares) — see
+//!   `collections/medfabric.json`.
 //! - `mf.record/<recordId>` → [`record::RecordIndex`], current version and rights: owner
 //!   pseudonym, author and holding hospital, object location, ciphertext digest and size, the
 //!   manifest of sections (id, content type, ciphertext digest, policy, key wrappings: PRE
 //!   capsule and optional CP-ABE ciphertext), the CES signature, numeric commitments.
-//!   `mf.recordVersion/<recordId>/<v>` keeps each version as first indexed. Both carry a
-//!   key-level endorsement policy: the holding hospital's peers must endorse every change.
+//!   `mf.recordVersion/<recordId>/<v>` keeps each version from 2 on as first indexed; version 1
+//!   as first indexed is the head's creating write (its history). Both carry a key-level
+//!   endorsement policy: the holding hospital's peers must endorse every change.
 //! - `mf.breakGlass/<id>` → [`breakglass::BreakGlassAccess`] (reason, expiry, review), with
 //!   `mf.breakGlassActive/<recordId>/<fingerprint>` and `mf.breakGlassPending/<id>`.
 //!
@@ -91,7 +94,12 @@
 //! # Sharing, consent and break-glass
 //!
 //! The owner publishes the shareable part of a record on `sharing` (`Sharing:Publish`, with the
-//! CES extraction proof of exactly those sections). A requester asks with a purpose and its PRE
+//! CES extraction proof of exactly those sections). `sharing` cannot see `storage`'s state, so
+//! Publish reads the record there by calling this chaincode on `storage` read-only through the
+//! endorsing peer (`Config::storage_chaincode`): the publisher must own the record, name its
+//! current version and its sections at their indices, and the proof must cover as many
+//! sections as the record has. That read is the endorsing peers' word, not re-checked at
+//! commit (the caveat is in `sharing::storage_record`). A requester asks with a purpose and its PRE
 //! public key (`Sharing:Request`, one transaction for all sections) and must satisfy the share's
 //! policy. The owner grants (`Sharing:Grant`: proxies with fragment commitments, threshold,
 //! expiry) or, for a share published with `autoGrantSeconds`, the policy grants at once. Proxies
@@ -107,9 +115,10 @@
 //! # Determinism
 //!
 //! No randomness, no clock but the transaction timestamp, no I/O, no hash-map iteration: every
-//! endorsing peer computes the same result. CES signatures go through a pluggable
-//! [`ces::CesVerifier`]; the default [`ces::CesStructureOnly`] checks structure and binding but
-//! **not** the author's signature, until the chaincode links `medfabric-crypto`.
+//! endorsing peer computes the same result. CES material goes through a pluggable
+//! [`ces::CesVerifier`]; the default [`ces::CesCrypto`] verifies it with `medfabric-crypto`
+//! (author signatures against the creator's certificate, subset proofs against the signature
+//! indexed on `storage`).
 
 pub mod audit;
 pub mod breakglass;
@@ -133,6 +142,8 @@ use medfabric_shim::contract::Router;
 pub const STORAGE_CHANNEL: &str = "storage";
 /// Default name of the channel that indexes shareable parts.
 pub const SHARING_CHANNEL: &str = "sharing";
+/// Default name the chaincode is deployed under (`network.sh deploy --name medfabric`).
+pub const CHAINCODE_NAME: &str = "medfabric";
 /// Default private data collection of identity escrow shares.
 pub const ESCROW_COLLECTION: &str = "identityEscrow";
 
@@ -149,11 +160,15 @@ pub struct Config {
     pub escrow_collection: String,
     /// How CES material is checked.
     pub ces: Arc<dyn ces::CesVerifier>,
+    /// The name this chaincode is deployed under on the storage channel: `sharing`
+    /// transactions call it there, read-only, to check a record (`Sharing:Publish`).
+    pub storage_chaincode: String,
 }
 
 impl Default for Config {
     /// `storage` and `sharing`; `hospital1PatientMap` for `Hospital1MSP` and
-    /// `hospital2PatientMap` for `Hospital2MSP`; `identityEscrow`; structure-only CES checks.
+    /// `hospital2PatientMap` for `Hospital2MSP`; `identityEscrow`; CES verified with
+    /// `medfabric-crypto` ([`ces::CesCrypto`]); chaincode `medfabric` on `storage`.
     fn default() -> Self {
         let patient_map_collections = [
             ("Hospital1MSP", "hospital1PatientMap"),
@@ -167,7 +182,8 @@ impl Default for Config {
             sharing_channel: SHARING_CHANNEL.into(),
             patient_map_collections,
             escrow_collection: ESCROW_COLLECTION.into(),
-            ces: Arc::new(ces::CesStructureOnly),
+            ces: Arc::new(ces::CesCrypto),
+            storage_chaincode: CHAINCODE_NAME.into(),
         }
     }
 }

@@ -3,9 +3,16 @@
 //! A pseudonym registers itself: the transaction is signed with the pseudonym certificate, so
 //! its fingerprint, MSP and attributes are read from that certificate and proven by the
 //! signature the peer checked. The caller adds PRE public keys and, optionally, an identity
-//! escrow transcript (public, opaque). Through transient data (never on the ledger):
-//! `patientNumber` + `patientNumberSalt` go to the caller's hospital collection (`<hospital>PatientMap`),
-//! `escrowShares` to the escrow collection; the channel keeps only their hashes.
+//! escrow transcript (public, opaque) and, in transient data, `escrowShares` for the escrow
+//! collection (the channel keeps only their hash).
+//!
+//! The hospital patient number is mapped by a second transaction, `Pseudonym:MapPatient`
+//! (transient `patientNumber` + `patientNumberSalt`), that writes nothing but the caller's
+//! hospital collection (`<hospital>PatientMap`). That collection has its own endorsement
+//! policy (its hospital's peer, `collections/medfabric.json`), which Fabric applies instead of
+//! the chaincode's `MAJORITY` to a transaction writing only there: the client has it endorsed
+//! by its hospital's peer alone, so no other organisation's peer ever sees the patient number.
+//! `Register` is endorsed by several organisations and therefore refuses a patient number.
 
 use std::sync::Arc;
 
@@ -20,13 +27,14 @@ use super::context::{Caller, ChannelRole, TxTime};
 use super::input::{ArgSpec, Bytes, Fingerprint, Input, bad, check_count, limits, rejected};
 use super::policy::{self, names};
 use super::store::{self, kind};
+use sha2::{Digest as _, Sha256};
 
-/// Transient field: the hospital's patient number for this pseudonym.
+/// Transient field of `Pseudonym:MapPatient`: the hospital's patient number for this pseudonym.
 pub const TRANSIENT_PATIENT_NUMBER: &str = "patientNumber";
 /// Transient field: the salt stored with the patient number (16 to 64 random bytes), so that
 /// the hash on the channel does not reveal a guessable patient number.
 pub const TRANSIENT_PATIENT_NUMBER_SALT: &str = "patientNumberSalt";
-/// Transient field: the escrow shares for the consortium nodes.
+/// Transient field of `Pseudonym:Register`: the escrow shares for the consortium nodes.
 pub const TRANSIENT_ESCROW_SHARES: &str = "escrowShares";
 
 /// `Pseudonym:Register` input.
@@ -82,7 +90,8 @@ pub struct PseudonymRegistration {
     pub pre_keys: Vec<Bytes<{ limits::MAX_PUBLIC_KEY_BYTES }>>,
     /// Public identity escrow transcript.
     pub escrow: Option<Bytes<{ limits::MAX_ESCROW_BYTES }>>,
-    /// The collection holding the patient number, when one was given.
+    /// The collection where `Pseudonym:MapPatient` keeps this pseudonym's patient number: its
+    /// hospital's patient map (none for other organisations).
     pub patient_map_collection: Option<String>,
     /// The collection holding the escrow shares, when given.
     pub escrow_collection: Option<String>,
@@ -148,45 +157,24 @@ fn register(
     input: RegisterInput,
 ) -> Result<PseudonymRegistration, ContractError> {
     config.require_channel(ledger, ChannelRole::Storage, "Pseudonym:Register")?;
-    // Transient data is checked first: it is input like any argument.
-    let patient_number = transient(
-        ledger,
-        TRANSIENT_PATIENT_NUMBER,
-        1,
-        limits::MAX_PATIENT_NUMBER_LEN,
-    )?;
-    let (salt_min, salt_max) = limits::PATIENT_NUMBER_SALT_LEN;
-    let salt = transient(ledger, TRANSIENT_PATIENT_NUMBER_SALT, salt_min, salt_max)?;
+    // Transient data is checked first: it is input like any argument. Register is endorsed by
+    // the chaincode policy's organisations, so a patient number here would reach peers of
+    // organisations that must not see it.
+    for field in [TRANSIENT_PATIENT_NUMBER, TRANSIENT_PATIENT_NUMBER_SALT] {
+        if ledger.transient().contains_key(field) {
+            return Err(bad(format!(
+                "transient field {field:?} is not accepted by Pseudonym:Register, which other \
+                 organisations' peers endorse; map the patient number with Pseudonym:MapPatient, \
+                 endorsed by your hospital's peer alone"
+            )));
+        }
+    }
     let escrow_shares = transient(
         ledger,
         TRANSIENT_ESCROW_SHARES,
         1,
         limits::MAX_ESCROW_SHARES_BYTES,
     )?;
-    let patient_number = match (patient_number, salt) {
-        (None, None) => None,
-        (Some(number), Some(salt)) => {
-            let number = std::str::from_utf8(number)
-                .ok()
-                .filter(|n| n.bytes().all(|b| b.is_ascii_graphic()))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "transient field {TRANSIENT_PATIENT_NUMBER:?} must be printable ASCII"
-                    ))
-                })?;
-            Some((number, salt))
-        }
-        (Some(_), None) => {
-            return Err(bad(format!(
-                "transient field {TRANSIENT_PATIENT_NUMBER_SALT:?} is required with {TRANSIENT_PATIENT_NUMBER:?}"
-            )));
-        }
-        (None, Some(_)) => {
-            return Err(bad(format!(
-                "transient field {TRANSIENT_PATIENT_NUMBER_SALT:?} is given without {TRANSIENT_PATIENT_NUMBER:?}"
-            )));
-        }
-    };
 
     let caller = Caller::of(ledger)?;
     policy::require(ledger, &caller, names::PSEUDONYM_REGISTER)?;
@@ -197,24 +185,7 @@ fn register(
             existing.tx_id
         )));
     }
-    let patient_map_collection = match patient_number {
-        None => None,
-        Some((number, salt)) => {
-            let collection = config.patient_map_collections.get(caller.msp()).ok_or_else(|| {
-                bad(format!(
-                    "organisation {} has no patient map collection; only hospitals keep patient numbers",
-                    caller.msp()
-                ))
-            })?;
-            let entry = PatientMapEntry {
-                pseudonym: &pseudonym,
-                patient_number: number,
-                salt: Bytes::<64>::new(salt.to_vec()).map_err(bad)?.to_base64(),
-            };
-            ledger.put_private_data(collection, &pseudonym, &store::to_json(&entry)?)?;
-            Some(collection.clone())
-        }
-    };
+    let patient_map_collection = config.patient_map_collections.get(caller.msp()).cloned();
     let escrow_collection = match escrow_shares {
         None => None,
         Some(shares) => {
@@ -249,6 +220,96 @@ fn register(
     Ok(registration)
 }
 
+/// The patient number and salt of `Pseudonym:MapPatient`, from transient data.
+fn patient_number(ledger: &dyn Ledger) -> Result<(&str, &[u8]), ContractError> {
+    let number = transient(
+        ledger,
+        TRANSIENT_PATIENT_NUMBER,
+        1,
+        limits::MAX_PATIENT_NUMBER_LEN,
+    )?
+    .ok_or_else(|| {
+        bad(format!(
+            "transient field {TRANSIENT_PATIENT_NUMBER:?} is required"
+        ))
+    })?;
+    let (salt_min, salt_max) = limits::PATIENT_NUMBER_SALT_LEN;
+    let salt = transient(ledger, TRANSIENT_PATIENT_NUMBER_SALT, salt_min, salt_max)?
+        .ok_or_else(|| {
+            bad(format!(
+                "transient field {TRANSIENT_PATIENT_NUMBER_SALT:?} is required with {TRANSIENT_PATIENT_NUMBER:?}"
+            ))
+        })?;
+    let number = std::str::from_utf8(number)
+        .ok()
+        .filter(|n| n.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            bad(format!(
+                "transient field {TRANSIENT_PATIENT_NUMBER:?} must be printable ASCII"
+            ))
+        })?;
+    Ok((number, salt))
+}
+
+/// What `Pseudonym:MapPatient` returns: nothing that reveals the patient number (the response
+/// goes into the transaction, which every channel member receives).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatientMapped {
+    /// The pseudonym.
+    pub pseudonym: String,
+    /// The collection that holds its patient number.
+    pub collection: String,
+    /// SHA-256 (hex) of the private value, as `Pseudonym:Get` shows it.
+    pub patient_map_hash: String,
+}
+
+fn map_patient(ledger: &dyn Ledger, config: &Config) -> Result<PatientMapped, ContractError> {
+    config.require_channel(ledger, ChannelRole::Storage, "Pseudonym:MapPatient")?;
+    let (number, salt) = patient_number(ledger)?;
+    let caller = Caller::of(ledger)?;
+    let pseudonym = caller.fingerprint().to_owned();
+    let collection = config
+        .patient_map_collections
+        .get(caller.msp())
+        .ok_or_else(|| {
+            bad(format!(
+                "organisation {} has no patient map collection; only hospitals keep patient numbers",
+                caller.msp()
+            ))
+        })?;
+    if load(ledger, &pseudonym)?.is_none() {
+        return Err(rejected(format!(
+            "pseudonym {pseudonym} is not registered; register it with Pseudonym:Register first"
+        )));
+    }
+    // The hash is readable on every peer; the value only on the hospital's.
+    if ledger
+        .get_private_data_hash(collection, &pseudonym)?
+        .is_some()
+    {
+        return Err(rejected(format!(
+            "pseudonym {pseudonym} already has a patient number in {collection}"
+        )));
+    }
+    let entry = PatientMapEntry {
+        pseudonym: &pseudonym,
+        patient_number: number,
+        salt: Bytes::<64>::new(salt.to_vec()).map_err(bad)?.to_base64(),
+    };
+    let value = store::to_json(&entry)?;
+    // The only write: a transaction that writes nothing else is validated against the
+    // collection's endorsement policy alone.
+    ledger.put_private_data(collection, &pseudonym, &value)?;
+    let event = serde_json::json!({"pseudonym": pseudonym, "collection": collection});
+    ledger.set_event("Pseudonym:MapPatient", event.to_string().as_bytes())?;
+    Ok(PatientMapped {
+        pseudonym,
+        collection: collection.clone(),
+        patient_map_hash: hex::encode(Sha256::digest(&value)),
+    })
+}
+
 fn get(
     ledger: &dyn Ledger,
     config: &Config,
@@ -280,7 +341,7 @@ fn get(
 
 /// The `Pseudonym` contract (`storage`).
 pub fn contract(config: Arc<Config>) -> Contract {
-    let (c1, c2) = (config.clone(), config);
+    let (c1, c2, c3) = (config.clone(), config.clone(), config);
     Contract::new("Pseudonym")
         .submit(
             "Register",
@@ -289,6 +350,9 @@ pub fn contract(config: Arc<Config>) -> Contract {
                 register(l, &c1, input.0).map(Json)
             },
         )
+        .submit("MapPatient", &[], move |l: &dyn Ledger, (): ()| {
+            map_patient(l, &c3).map(Json)
+        })
         .evaluate(
             "Get",
             &["pseudonym"],

@@ -15,7 +15,7 @@ use medfabric_shim::ledger::Ledger;
 
 use super::Config;
 use super::audit::{self, AuditAction, AuditEntry};
-use super::ces::CesClaim;
+use super::ces::{CesClaim, CesStructureOnly, CesVerifier as _};
 use super::context::{Actor, Caller, ChannelRole, TxTime, short};
 use super::input::{
     ArgSpec, Bytes, Fingerprint, Id, Input, Location, Purpose, Reason, Ticket, bad, check_count,
@@ -563,6 +563,114 @@ fn grant_in_force<'a>(
     }
 }
 
+/// What `Sharing:Publish` needs of a record's index on `storage` (from `Record:Get`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StorageRecord {
+    owner: String,
+    version: u64,
+    sections: Vec<StorageSection>,
+    ces_signature: super::record::CesSignatureBytes,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StorageSection {
+    id: String,
+}
+
+/// Reads record `record_id` on the storage channel by calling this chaincode there
+/// (`Record:Get`, as the same creator), since `sharing` cannot see `storage`'s state.
+///
+/// **Trust caveat.** Fabric runs a call to a chaincode on another channel on the endorsing
+/// peer, read-only, and keeps nothing of it in the transaction: the storage read is not in the
+/// read set, so it is neither re-checked at commit (a record changed or created between
+/// endorsement and commit is not detected) nor visible to the validating peers, who trust the
+/// endorsers' word for it. The check is as strong as the endorsement policy of `sharing` (an
+/// honest majority of endorsing peers that also joined `storage`); it stops a client from
+/// publishing someone else's record, not a colluding majority of endorsers.
+fn storage_record(
+    ledger: &dyn Ledger,
+    config: &Config,
+    record_id: &str,
+) -> Result<StorageRecord, ContractError> {
+    let args = [b"Record:Get".to_vec(), record_id.as_bytes().to_vec()];
+    let response = ledger
+        .invoke_chaincode(&config.storage_chaincode, &args, &config.storage_channel)
+        .map_err(|e| {
+            rejected(format!(
+                "cannot read record {record_id} on channel {:?} (chaincode {:?}): {e}",
+                config.storage_channel, config.storage_chaincode
+            ))
+        })?;
+    if response.status >= 400 {
+        return Err(if response.message.contains("does not exist") {
+            rejected(format!(
+                "record {record_id} does not exist on channel {:?}",
+                config.storage_channel
+            ))
+        } else if response.message.contains("access denied") {
+            denied(format!(
+                "only the owner of record {record_id} may publish it; the caller is not its owner on channel {:?}",
+                config.storage_channel
+            ))
+        } else {
+            rejected(format!(
+                "reading record {record_id} on channel {:?} failed: {}",
+                config.storage_channel, response.message
+            ))
+        });
+    }
+    serde_json::from_slice(&response.payload).map_err(|e| {
+        rejected(format!(
+            "record {record_id} on channel {:?} cannot be read: {e}",
+            config.storage_channel
+        ))
+    })
+}
+
+/// Refuses a share that does not match its record on `storage`: the caller must own the
+/// record, the version must be the current one and every shared section must be the record's
+/// section at that index. Returns the record.
+fn check_against_storage(
+    ledger: &dyn Ledger,
+    config: &Config,
+    caller: &Caller,
+    input: &PublishInput,
+) -> Result<StorageRecord, ContractError> {
+    let record_id = input.record_id.as_str();
+    let record = storage_record(ledger, config, record_id)?;
+    if !caller.is(&record.owner) {
+        return Err(denied(format!(
+            "only the owner of record {record_id} may publish it; {} is not its owner",
+            caller.describe()
+        )));
+    }
+    if record.version != input.record_version {
+        return Err(rejected(format!(
+            "record {record_id} is at version {} on channel {:?}; the share names version {}",
+            record.version, config.storage_channel, input.record_version
+        )));
+    }
+    for s in &input.sections {
+        let at = record.sections.get(s.index as usize);
+        if at.is_none_or(|r| r.id != s.id.as_str()) {
+            return Err(bad(format!(
+                "argument share: section {} is not section {} of record {record_id} (which has {})",
+                s.id.as_str(),
+                s.index,
+                record
+                    .sections
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(record)
+}
+
 fn publish(
     ledger: &dyn Ledger,
     config: &Config,
@@ -575,12 +683,31 @@ fn publish(
         version: input.record_version,
         leaf_count: None,
         author_certificate: None,
+        author_public_key: None,
+        indexed_signature: None,
+    };
+    // Structure and binding first, like any input, before the ledger is read.
+    CesStructureOnly
+        .check_subset_proof(&claim, &indices, input.extraction_proof.as_bytes())
+        .map_err(|e| bad(format!("argument share: extractionProof: {e}")))?;
+    let caller = Caller::of(ledger)?;
+    let record = check_against_storage(ledger, config, &caller, &input)?;
+    // The proof must be over the record's sections as indexed on storage, under its signature.
+    let leaf_count = u32::try_from(record.sections.len()).map_err(|_| {
+        rejected(format!(
+            "record {} has too many sections",
+            input.record_id.as_str()
+        ))
+    })?;
+    let claim = CesClaim {
+        leaf_count: Some(leaf_count),
+        indexed_signature: Some(record.ces_signature.as_bytes()),
+        ..claim
     };
     config
         .ces
         .check_subset_proof(&claim, &indices, input.extraction_proof.as_bytes())
         .map_err(|e| bad(format!("argument share: extractionProof: {e}")))?;
-    let caller = Caller::of(ledger)?;
     let key = share_key(input.share_id.as_str())?;
     if ledger.get_state(&key)?.is_some() {
         return Err(rejected(format!(

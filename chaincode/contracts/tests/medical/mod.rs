@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 
 use medfabric_contracts::medical::ces::fixtures;
 use medfabric_contracts::medical::receipt::{ConsentReceipt, terms_hash};
+use medfabric_crypto::ces::{self as crypto_ces, ExtractionPolicy, SignedRecord};
+use medfabric_crypto::keys::{P256SigningKey, Pkcs8PrivateKey as _};
+use medfabric_crypto::record::{Pseudonym, Record, RecordId, Section, SectionId};
 
 /// The two channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,6 +220,83 @@ pub trait Backend {
         let _ = unix_seconds;
         true
     }
+    /// The private key (PKCS#8 DER) of the user's certificate: authors sign CES with it.
+    fn signing_key_der(&self, user: User) -> Vec<u8>;
+    /// The records this backend's authors signed, for subset proofs.
+    fn ces_book(&mut self) -> &mut CesBook;
+}
+
+/// Records signed by the tests' authors (real CES: `medfabric-crypto`), kept so that shares
+/// can carry subset proofs of the very signature the ledger indexed.
+#[derive(Default)]
+pub struct CesBook {
+    records: BTreeMap<(String, u64), (Record, SignedRecord)>,
+}
+
+/// The plaintext the tests' CES signatures cover: `leaf_count` small FHIR sections.
+fn ces_record(record_id: &str, version: u64, leaf_count: u32) -> Record {
+    let sections = (0..leaf_count)
+        .map(|i| {
+            Section::fhir(
+                SectionId::new(format!("s{i:02}")).unwrap(),
+                format!("{{\"record\":\"{record_id}\",\"version\":{version},\"section\":{i}}}"),
+            )
+        })
+        .collect();
+    Record::new(
+        RecordId::new(record_id).unwrap(),
+        version,
+        Pseudonym::new("author").unwrap(),
+        Pseudonym::new("owner").unwrap(),
+        sections,
+    )
+    .unwrap()
+}
+
+/// `author` signs `leaf_count` sections of `record_id` version `version`; not kept.
+pub fn ces_signed(
+    b: &dyn Backend,
+    author: User,
+    record_id: &str,
+    version: u64,
+    leaf_count: u32,
+) -> (Record, SignedRecord) {
+    let key = P256SigningKey::from_pkcs8_der(&b.signing_key_der(author)).unwrap();
+    let record = ces_record(record_id, version, leaf_count);
+    let signed = crypto_ces::sign(
+        &mut rand::rngs::OsRng,
+        &key,
+        &record,
+        ExtractionPolicy::new(),
+    )
+    .unwrap();
+    (record, signed)
+}
+
+/// `author`'s CES signature (bytes) over `leaf_count` sections of the record, kept for proofs.
+pub fn ces_sign(
+    b: &mut dyn Backend,
+    author: User,
+    record_id: &str,
+    version: u64,
+    leaf_count: u32,
+) -> Vec<u8> {
+    let (record, signed) = ces_signed(b, author, record_id, version, leaf_count);
+    let bytes = signed.signature().to_bytes();
+    b.ces_book()
+        .records
+        .insert((record_id.to_owned(), version), (record, signed));
+    bytes
+}
+
+/// A digest-only subset proof of sections `indices` of a record signed with [`ces_sign`].
+pub fn ces_proof(b: &mut dyn Backend, record_id: &str, version: u64, indices: &[u32]) -> Vec<u8> {
+    let (record, signed) = b
+        .ces_book()
+        .records
+        .get(&(record_id.to_owned(), version))
+        .unwrap_or_else(|| panic!("record {record_id} version {version} was not signed here"));
+    signed.extract_digests(record, indices).unwrap().to_bytes()
 }
 
 pub fn json_of(bytes: &[u8]) -> Value {
@@ -278,8 +358,15 @@ pub fn policies() -> [(&'static str, &'static str); 4] {
     ]
 }
 
-/// The manifest of a five-section record.
-pub fn record_json(record_id: &str, version: u64, owner: &str) -> Value {
+/// The manifest of a five-section record, CES-signed by `author`.
+pub fn record_json(
+    b: &mut dyn Backend,
+    author: User,
+    record_id: &str,
+    version: u64,
+    owner: &str,
+) -> Value {
+    let ces_signature = ces_sign(b, author, record_id, version, 5);
     let policies = [
         "role:physician AND org:Hospital1MSP",
         "role:physician",
@@ -313,13 +400,19 @@ pub fn record_json(record_id: &str, version: u64, owner: &str) -> Value {
         "ciphertextDigest": format!("{:064x}", 0xC1u32),
         "ciphertextSize": 123_456,
         "sections": sections,
-        "cesSignature": b64(&fixtures::signature(record_id, version, 5)),
+        "cesSignature": b64(&ces_signature),
         "commitments": [b64(b"age-commitment")],
     })
 }
 
-/// A share of sections 1 (diagnosis) and 3 (imaging).
-pub fn share_json(share_id: &str, record_id: &str, auto_grant: Option<i64>) -> Value {
+/// A share of sections 1 (diagnosis) and 3 (imaging) of version 1 of a record signed here.
+pub fn share_json(
+    b: &mut dyn Backend,
+    share_id: &str,
+    record_id: &str,
+    auto_grant: Option<i64>,
+) -> Value {
+    let proof = ces_proof(b, record_id, 1, &[1, 3]);
     let mut share = json!({
         "shareId": share_id,
         "recordId": record_id,
@@ -329,7 +422,7 @@ pub fn share_json(share_id: &str, record_id: &str, auto_grant: Option<i64>) -> V
             {"id": "diagnosis", "index": 1, "preCapsule": b64(&[2; 98])},
             {"id": "imaging", "index": 3, "preCapsule": b64(&[4; 98]), "cpabe": b64(&[0xCB; 200])},
         ],
-        "extractionProof": b64(&fixtures::subset_proof(record_id, 1, 5, &[1, 3])),
+        "extractionProof": b64(&proof),
         "policy": SHARE_POLICY,
     });
     if let Some(seconds) = auto_grant {
@@ -354,8 +447,21 @@ pub fn grant_json(b: &dyn Backend, request_id: &str, expires_at: i64) -> Value {
     })
 }
 
-/// Initialises both channels (once) and sets the named policies.
+/// Initialises both channels (once), sets the named policies, registers the patient's
+/// pseudonym and maps its patient number.
 pub fn setup(b: &mut dyn Backend) {
+    setup_registration(b);
+    // The patient number goes to Hospital1's collection in a transaction of its own, endorsed
+    // by Hospital1's peer alone (the collection's endorsement policy).
+    match b.submit(Channel::Storage, User::Patient, map_patient_call()) {
+        Ok(_) => {}
+        Err(e) if e.contains("already has a patient number") => {}
+        Err(e) => panic!("Pseudonym:MapPatient failed: {e}"),
+    }
+}
+
+/// [`setup`] without the patient-number mapping.
+pub fn setup_registration(b: &mut dyn Backend) {
     for channel in [Channel::Storage, Channel::Sharing] {
         match b.submit(
             channel,
@@ -377,14 +483,12 @@ pub fn setup(b: &mut dyn Backend) {
     }
     let registration =
         json!({"preKeys": [b64(&[0x03; 33])], "escrow": b64(b"pvss-transcript")}).to_string();
-    // The client names the endorsers: with transient data for collections and a chaincode
+    // The client names the endorsers: with transient data for a collection and a chaincode
     // policy that one organisation cannot satisfy alone (the network's default, MAJORITY), the
-    // Fabric gateway refuses to pick endorsers outside the collections' distribution policy
-    // ("retry specifying trusted endorsing organizations to protect transient data"). The
-    // second organisation's peer sees the transient patient number while endorsing.
+    // Fabric gateway refuses to pick endorsers itself ("retry specifying trusted endorsing
+    // organizations to protect transient data"). Only the escrow shares travel here, for a
+    // collection all three organisations hold; the patient number does not.
     let register = call("Pseudonym:Register", &[&registration])
-        .transient("patientNumber", b"H1-0042")
-        .transient("patientNumberSalt", &[7; 16])
         .transient("escrowShares", b"encrypted shares for the consortium")
         .endorsed_by(&["Hospital1MSP", "Hospital2MSP"]);
     match b.submit(Channel::Storage, User::Patient, register) {
@@ -392,6 +496,83 @@ pub fn setup(b: &mut dyn Backend) {
         Err(e) if e.contains("already registered") => {}
         Err(e) => panic!("Pseudonym:Register failed: {e}"),
     }
+}
+
+/// The patient's `Pseudonym:MapPatient`, endorsed by its hospital (Hospital1) alone.
+pub fn map_patient_call() -> Call {
+    call("Pseudonym:MapPatient", &[])
+        .transient("patientNumber", b"H1-0042")
+        .transient("patientNumberSalt", &[7; 16])
+        .endorsed_by(&["Hospital1MSP"])
+}
+
+/// Pseudonym registration keeps the patient number away from other organisations: `Register`
+/// (endorsed by several organisations) refuses it, and `MapPatient` is accepted from the
+/// holding hospital's peer alone but not from another organisation's.
+pub fn patient_map_privacy(b: &mut dyn Backend) {
+    setup(b);
+    let patient = b.fingerprint(User::Patient);
+    let registration = json!({"preKeys": [b64(&[0x04; 33])]}).to_string();
+    for field in ["patientNumber", "patientNumberSalt"] {
+        let with_number = call("Pseudonym:Register", &[&registration])
+            .transient(field, b"H1-0042-and-some-salt")
+            .endorsed_by(&["Hospital1MSP", "Hospital2MSP"]);
+        expect_error(
+            b.submit(Channel::Storage, User::Patient, with_number),
+            "Pseudonym:MapPatient",
+        );
+    }
+    // Mapped once (setup); a second mapping is refused, whoever endorses.
+    expect_error(
+        b.submit(Channel::Storage, User::Patient, map_patient_call()),
+        "already has a patient number",
+    );
+    // Someone without a registration cannot map.
+    expect_error(
+        b.submit(Channel::Storage, User::Nurse, map_patient_call()),
+        "is not registered",
+    );
+    // The transient fields are required, and checked.
+    expect_error(
+        b.submit(
+            Channel::Storage,
+            User::Patient,
+            call("Pseudonym:MapPatient", &[]).endorsed_by(&["Hospital1MSP"]),
+        ),
+        "transient field \"patientNumber\" is required",
+    );
+    expect_error(
+        b.submit(
+            Channel::Storage,
+            User::Patient,
+            call("Pseudonym:MapPatient", &[])
+                .transient("patientNumber", b"H1 0042")
+                .transient("patientNumberSalt", &[7; 16])
+                .endorsed_by(&["Hospital1MSP"]),
+        ),
+        "printable ASCII",
+    );
+    // A research institution keeps no patient numbers.
+    expect_error(
+        b.submit(
+            Channel::Storage,
+            User::Researcher,
+            call("Pseudonym:MapPatient", &[])
+                .transient("patientNumber", b"R-1")
+                .transient("patientNumberSalt", &[7; 16])
+                .endorsed_by(&["ResearchMSP"]),
+        ),
+        "no patient map collection",
+    );
+    let view = eval_ok(
+        b,
+        Channel::Storage,
+        User::Patient,
+        call("Pseudonym:Get", &[&patient]),
+    );
+    assert_eq!(view["patientMapCollection"], json!("hospital1PatientMap"));
+    assert_eq!(view["patientMapHash"].as_str().map(str::len), Some(64));
+    assert!(!view.to_string().contains("H1-0042"));
 }
 
 /// Every audit entry of `owner` on a channel, as `user` sees them.
@@ -476,7 +657,7 @@ pub fn scenario(b: &mut dyn Backend, run: &str) {
     );
 
     // 1. The physician of Hospital1 stores the record.
-    let record = record_json(&record_id, 1, &patient).to_string();
+    let record = record_json(b, User::Physician, &record_id, 1, &patient).to_string();
     let created = submit_ok(
         b,
         Channel::Storage,
@@ -486,10 +667,10 @@ pub fn scenario(b: &mut dyn Backend, run: &str) {
     assert_eq!(created["version"], json!(1));
     assert_eq!(created["owner"], json!(patient));
     assert_eq!(created["holderMsp"], json!("Hospital1MSP"));
-    assert_eq!(created["sections"].as_array().unwrap().len(), 5);
+    assert_eq!(created["sectionCount"], json!(5));
     assert!(
-        created.get("location").is_none(),
-        "a summary carries no location"
+        created.get("location").is_none() && created.get("sections").is_none(),
+        "the receipt carries no location and no manifest"
     );
 
     // The owner reads it: submitted, audited, then fetched with the ticket.
@@ -551,7 +732,7 @@ pub fn scenario(b: &mut dyn Backend, run: &str) {
 
     // 2. The patient shares two of the five sections.
     let share_id = format!("{run}-share-1");
-    let share = share_json(&share_id, &record_id, None).to_string();
+    let share = share_json(b, &share_id, &record_id, None).to_string();
     let published = submit_ok(
         b,
         Channel::Sharing,
@@ -845,7 +1026,7 @@ pub fn scenario(b: &mut dyn Backend, run: &str) {
 fn record_and_share(b: &mut dyn Backend, run: &str, auto_grant: Option<i64>) -> (String, String) {
     let patient = b.fingerprint(User::Patient);
     let record_id = format!("{run}-rec");
-    let record = record_json(&record_id, 1, &patient).to_string();
+    let record = record_json(b, User::Physician, &record_id, 1, &patient).to_string();
     submit_ok(
         b,
         Channel::Storage,
@@ -853,7 +1034,7 @@ fn record_and_share(b: &mut dyn Backend, run: &str, auto_grant: Option<i64>) -> 
         call("Record:Create", &[&record]),
     );
     let share_id = format!("{run}-share");
-    let share = share_json(&share_id, &record_id, auto_grant).to_string();
+    let share = share_json(b, &share_id, &record_id, auto_grant).to_string();
     submit_ok(
         b,
         Channel::Sharing,
@@ -879,7 +1060,7 @@ pub fn denials(b: &mut dyn Backend, run: &str) {
         ),
         "does not satisfy",
     );
-    let other = record_json(&format!("{run}-nurse-rec"), 1, &patient).to_string();
+    let other = record_json(b, User::Nurse, &format!("{run}-nurse-rec"), 1, &patient).to_string();
     expect_error(
         b.submit(
             Channel::Storage,
@@ -1095,7 +1276,7 @@ pub fn denials(b: &mut dyn Backend, run: &str) {
         "revoked",
     );
     let other_share = format!("{run}-share-2");
-    let share = share_json(&other_share, &record_id, None).to_string();
+    let share = share_json(b, &other_share, &record_id, None).to_string();
     submit_ok(
         b,
         Channel::Sharing,
@@ -1445,8 +1626,19 @@ pub fn auto_grant_and_versions(b: &mut dyn Backend, run: &str) {
         "revoked",
     );
 
-    // A new version by the author; the owner cannot be changed by it.
-    let v2 = record_json(&record_id, 2, &patient).to_string();
+    // A rights change of version 1, then a new version by the author; the owner cannot be
+    // changed by it.
+    let rights = json!({"version": 1, "sections": [
+        {"id": "notes", "policy": "role:physician", "preCapsule": b64(&[9; 98])},
+    ]})
+    .to_string();
+    submit_ok(
+        b,
+        Channel::Storage,
+        User::Physician,
+        call("Record:UpdateRights", &[&record_id, &rights]),
+    );
+    let v2 = record_json(b, User::Physician, &record_id, 2, &patient).to_string();
     let summary = submit_ok(
         b,
         Channel::Storage,
@@ -1454,7 +1646,8 @@ pub fn auto_grant_and_versions(b: &mut dyn Backend, run: &str) {
         call("Record:NewVersion", &[&v2]),
     );
     assert_eq!(summary["version"], json!(2));
-    let v3_wrong_owner = record_json(&record_id, 3, &b.fingerprint(User::Nurse)).to_string();
+    let nurse = b.fingerprint(User::Nurse);
+    let v3_wrong_owner = record_json(b, User::Physician, &record_id, 3, &nurse).to_string();
     expect_error(
         b.submit(
             Channel::Storage,
@@ -1463,14 +1656,12 @@ pub fn auto_grant_and_versions(b: &mut dyn Backend, run: &str) {
         ),
         "cannot change it",
     );
+    let v3_by_other = record_json(b, User::OtherPhysician, &record_id, 3, &patient).to_string();
     expect_error(
         b.submit(
             Channel::Storage,
             User::OtherPhysician,
-            call(
-                "Record:NewVersion",
-                &[&record_json(&record_id, 3, &patient).to_string()],
-            ),
+            call("Record:NewVersion", &[&v3_by_other]),
         ),
         "only the owner or the author",
     );
@@ -1487,7 +1678,25 @@ pub fn auto_grant_and_versions(b: &mut dyn Backend, run: &str) {
         .map(|v| v["version"].as_i64().unwrap())
         .collect();
     assert_eq!(versions, vec![1, 2]);
-    assert_eq!(history["changes"].as_array().unwrap().len(), 2);
+    // Version 1 as first indexed (before its rights change), though it has no snapshot key.
+    assert_eq!(history["versions"][0]["rightsVersion"], json!(0));
+    assert_eq!(
+        history["versions"][0]["sections"][4]["policy"],
+        json!("org:Hospital1MSP AND role:physician")
+    );
+    assert_eq!(history["versions"][1]["rightsVersion"], json!(0));
+    let changes: Vec<(i64, i64)> = history["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["version"].as_i64().unwrap(),
+                c["rightsVersion"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(changes, vec![(2, 0), (1, 1), (1, 0)]);
     expect_error(
         b.evaluate(
             Channel::Storage,
@@ -1552,4 +1761,162 @@ pub fn auto_grant_and_versions(b: &mut dyn Backend, run: &str) {
             .iter()
             .any(|p| p["name"] == json!(name) && p["retired"] == json!(true))
     );
+}
+
+/// `Sharing:Publish` checks the record on `storage` (a read-only call of the chaincode there):
+/// it must exist, the publisher must own it, the version must be current, and the shared
+/// sections and the proof's section count must be the record's. Nothing is published when a
+/// check fails.
+pub fn publish_checks_the_record_on_storage(b: &mut dyn Backend, run: &str) {
+    setup(b);
+    let patient = b.fingerprint(User::Patient);
+    let record_id = format!("{run}-owned");
+    let record = record_json(b, User::Physician, &record_id, 1, &patient).to_string();
+    submit_ok(
+        b,
+        Channel::Storage,
+        User::Physician,
+        call("Record:Create", &[&record]),
+    );
+    let share_id = format!("{run}-owned-share");
+    let share = share_json(b, &share_id, &record_id, None);
+    let publish = |share: &Value| call("Sharing:Publish", &[&share.to_string()]);
+
+    // No such record on storage.
+    let ghost_id = format!("{run}-ghost");
+    let (ghost_record, ghost_signed) = ces_signed(b, User::Physician, &ghost_id, 1, 5);
+    let mut ghost = share.clone();
+    ghost["recordId"] = json!(ghost_id);
+    ghost["extractionProof"] = json!(b64(&ghost_signed
+        .extract_digests(&ghost_record, &[1, 3])
+        .unwrap()
+        .to_bytes()));
+    expect_error(
+        b.submit(Channel::Sharing, User::Patient, publish(&ghost)),
+        &format!("record {run}-ghost does not exist on channel \"storage\""),
+    );
+    // Not the owner: the author (who may read the index) and a stranger (who may not).
+    for user in [User::Physician, User::Nurse, User::Researcher] {
+        expect_error(
+            b.submit(Channel::Sharing, user, publish(&share)),
+            &format!("access denied: only the owner of record {record_id} may publish it"),
+        );
+    }
+    // Not the current version (the proof is for that version, so only storage can tell).
+    let mut old = share.clone();
+    old["recordVersion"] = json!(2);
+    let (v2, v2_signed) = ces_signed(b, User::Physician, &record_id, 2, 5);
+    old["extractionProof"] = json!(b64(&v2_signed
+        .extract_digests(&v2, &[1, 3])
+        .unwrap()
+        .to_bytes()));
+    expect_error(
+        b.submit(Channel::Sharing, User::Patient, publish(&old)),
+        "is at version 1 on channel \"storage\"; the share names version 2",
+    );
+    // A section swapped for another of the record.
+    let mut swapped = share.clone();
+    swapped["sections"][0]["id"] = json!("demographics");
+    expect_error(
+        b.submit(Channel::Sharing, User::Patient, publish(&swapped)),
+        "section demographics is not section 1 of record",
+    );
+    // A proof over a different number of sections than the record has.
+    let mut longer = share.clone();
+    let (six, six_signed) = ces_signed(b, User::Physician, &record_id, 1, 6);
+    longer["extractionProof"] = json!(b64(&six_signed
+        .extract_digests(&six, &[1, 3])
+        .unwrap()
+        .to_bytes()));
+    expect_error(
+        b.submit(Channel::Sharing, User::Patient, publish(&longer)),
+        "signs 6 sections, the record has 5",
+    );
+    expect_error(
+        b.evaluate(
+            Channel::Sharing,
+            User::Patient,
+            call("Sharing:Get", &[&share_id]),
+        ),
+        "does not exist",
+    );
+    // The owner publishes.
+    let published = submit_ok(b, Channel::Sharing, User::Patient, publish(&share));
+    assert_eq!(published["owner"], json!(patient));
+}
+
+/// Forged or swapped CES material is refused: the chaincode verifies author signatures against
+/// the creating certificate and subset proofs against the signature indexed on `storage`.
+pub fn ces_attacks(b: &mut dyn Backend, run: &str) {
+    setup(b);
+    let patient = b.fingerprint(User::Patient);
+    let record_id = format!("{run}-ces");
+    let mut record = record_json(b, User::Physician, &record_id, 1, &patient);
+    let honest_signature = record["cesSignature"].clone();
+    // Signed by someone else (the nurse's key) for the physician's record.
+    record["cesSignature"] = json!(b64(&ces_signed(b, User::Nurse, &record_id, 1, 5)
+        .1
+        .signature()
+        .to_bytes()));
+    expect_error(
+        b.submit(
+            Channel::Storage,
+            User::Physician,
+            call("Record:Create", &[&record.to_string()]),
+        ),
+        "the CES signature was not made by the transaction's signer",
+    );
+    // Well-formed bytes but no signature at all (the structure-only fixture).
+    record["cesSignature"] = json!(b64(&fixtures::signature(&record_id, 1, 5)));
+    expect_error(
+        b.submit(
+            Channel::Storage,
+            User::Physician,
+            call("Record:Create", &[&record.to_string()]),
+        ),
+        "the CES signature was not made by the transaction's signer",
+    );
+    record["cesSignature"] = honest_signature;
+    submit_ok(
+        b,
+        Channel::Storage,
+        User::Physician,
+        call("Record:Create", &[&record.to_string()]),
+    );
+
+    let share_id = format!("{run}-ces-share");
+    let share = share_json(b, &share_id, &record_id, None);
+    let publish = |share: &Value| call("Sharing:Publish", &[&share.to_string()]);
+    let refused = "the proof does not match the record's indexed CES signature";
+    // The same record id and version signed again by its author, with other content: a
+    // valid proof of another signature, not of the indexed one.
+    let (other, other_signed) = ces_signed(b, User::Physician, &record_id, 1, 5);
+    let mut swapped = share.clone();
+    swapped["extractionProof"] = json!(b64(&other_signed
+        .extract_digests(&other, &[1, 3])
+        .unwrap()
+        .to_bytes()));
+    expect_error(
+        b.submit(Channel::Sharing, User::Patient, publish(&swapped)),
+        refused,
+    );
+    // A leaf hash altered (a section swapped for other content).
+    let mut proof = ces_proof(b, &record_id, 1, &[1, 3]);
+    let n = proof.len();
+    proof[n - 1] ^= 1;
+    let mut forged = share.clone();
+    forged["extractionProof"] = json!(b64(&proof));
+    expect_error(
+        b.submit(Channel::Sharing, User::Patient, publish(&forged)),
+        refused,
+    );
+    // A proof made without any signature (the structure-only fixture).
+    let mut unsigned = share.clone();
+    unsigned["extractionProof"] = json!(b64(&fixtures::subset_proof(&record_id, 1, 5, &[1, 3])));
+    expect_error(
+        b.submit(Channel::Sharing, User::Patient, publish(&unsigned)),
+        refused,
+    );
+    // The honest proof passes.
+    submit_ok(b, Channel::Sharing, User::Patient, publish(&share));
 }

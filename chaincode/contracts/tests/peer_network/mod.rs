@@ -217,6 +217,7 @@ impl Org {
             .await
             .unwrap_or_else(|e| panic!("enrolling {enrollment_id} at {}: {e}", self.ca.ca_name()));
         let certificate_pem = enrollment.certificate_pem().to_owned();
+        let pkcs8_der = enrollment.key().to_pkcs8_der().unwrap().to_vec();
         let (identity, signer) = enrollment.into_gateway_parts(&self.profile.msp_id).unwrap();
         let fingerprint = hex::encode(Sha256::digest(identity.certificate_der()));
         let gateway = Gateway::connect(identity, signer, self.channel.clone()).unwrap();
@@ -226,6 +227,7 @@ impl Org {
             certificate_pem,
             fingerprint,
             gateway,
+            pkcs8_der,
         }
     }
 }
@@ -239,6 +241,8 @@ pub struct Identity {
     /// Lower-case hex SHA-256 of the certificate's DER: the chaincode's pseudonym.
     pub fingerprint: String,
     pub gateway: Gateway,
+    /// The certificate's private key (PKCS#8 DER), for CES signatures. Test identities only.
+    pub pkcs8_der: Vec<u8>,
 }
 
 /// Fabric CA registration of a [`User`]: the first OU is the identity type, the others the
@@ -312,6 +316,59 @@ fn proposal(contract: &Contract, call: &Call) -> medfabric_gateway::ProposalBuil
         builder = builder.endorsing_organizations(orgs.iter().cloned());
     }
     builder
+}
+
+/// The MSP ids of the endorsers of a prepared transaction (`Transaction::bytes`: a
+/// `gateway.PreparedTransaction` holding an envelope of one chaincode action), in endorsement
+/// order.
+pub fn endorser_msps(prepared: &[u8]) -> Vec<String> {
+    use medfabric_protos::Message as _;
+    use medfabric_protos::common::Payload;
+    use medfabric_protos::gateway::PreparedTransaction;
+    use medfabric_protos::msp::SerializedIdentity;
+    use medfabric_protos::protos::{ChaincodeActionPayload, Transaction};
+    let envelope = PreparedTransaction::decode(prepared)
+        .unwrap()
+        .envelope
+        .unwrap();
+    let payload = Payload::decode(envelope.payload.as_slice()).unwrap();
+    let transaction = Transaction::decode(payload.data.as_slice()).unwrap();
+    assert_eq!(transaction.actions.len(), 1);
+    let action = ChaincodeActionPayload::decode(transaction.actions[0].payload.as_slice()).unwrap();
+    action
+        .action
+        .unwrap()
+        .endorsements
+        .iter()
+        .map(|e| {
+            SerializedIdentity::decode(e.endorser.as_slice())
+                .unwrap()
+                .mspid
+        })
+        .collect()
+}
+
+/// Endorses `call`, returns the endorsers' MSP ids, then submits and waits for the commit
+/// on the gateway's peer.
+pub async fn submit_showing_endorsers(
+    contract: &Contract,
+    call: &Call,
+) -> Result<(Outcome, Vec<String>), Error> {
+    let built = proposal(contract, call).build()?;
+    let tx_id = built.transaction_id().to_owned();
+    let transaction = built.endorse().await?;
+    let endorsers = endorser_msps(&transaction.bytes());
+    let status = transaction.submit().await?.status().await?;
+    let block_number = status.block_number;
+    status.ensure_successful()?;
+    Ok((
+        Outcome {
+            payload: transaction.result().to_vec(),
+            tx_id,
+            block_number,
+        },
+        endorsers,
+    ))
 }
 
 /// Endorse, submit, wait for the commit on the gateway's peer. `Err` carries the error and,
@@ -394,6 +451,8 @@ pub struct PeerBackend {
     pub run: String,
     /// The first block each channel committed for this backend.
     pub first_block: BTreeMap<&'static str, u64>,
+    /// The records this backend's authors CES-signed.
+    pub book: crate::medical::CesBook,
 }
 
 impl PeerBackend {
@@ -452,6 +511,7 @@ impl PeerBackend {
             chaincode: medical_chaincode(),
             run,
             first_block: BTreeMap::new(),
+            book: crate::medical::CesBook::default(),
         }
     }
 
@@ -553,5 +613,13 @@ impl Backend for PeerBackend {
     /// A real clock: at most two minutes.
     fn can_wait_until(&self, unix_seconds: i64) -> bool {
         unix_seconds - self.now_seconds() <= 120
+    }
+
+    fn signing_key_der(&self, user: User) -> Vec<u8> {
+        self.users[&user].pkcs8_der.clone()
+    }
+
+    fn ces_book(&mut self) -> &mut crate::medical::CesBook {
+        &mut self.book
     }
 }
