@@ -166,10 +166,11 @@ pub enum IdentityCommand {
     /// Register the configured identity's certificate as a record owner's pseudonym
     /// (`Pseudonym:Register` on `storage`) with its re-encryption key from the wallet.
     Register {
-        /// The hospital's local patient number, kept in the organisation's private data only.
+        /// The hospital's local patient number, kept in the organisation's private data only
+        /// (`Pseudonym:MapPatient`, endorsed by that organisation alone).
         #[arg(long)]
         patient_number: Option<String>,
-        /// Organisations that endorse (their peers receive the private data).
+        /// Organisations that endorse the registration.
         #[arg(
             long,
             value_delimiter = ',',
@@ -819,14 +820,17 @@ pub async fn identity(cmd: IdentityCommand, settings: &Settings, json: bool) -> 
             let s = session(settings).await?;
             let owner = owner(&s)?;
             let endorsers: Vec<&str> = endorse.iter().map(String::as_str).collect();
+            let mut rng = rand::rngs::OsRng;
             s.records
-                .register_owner(
-                    &mut rand::rngs::OsRng,
-                    &owner,
-                    patient_number.as_deref(),
-                    &endorsers,
-                )
+                .register_owner(&mut rng, &owner, None, &endorsers)
                 .await?;
+            // The patient number goes in a transaction of its own, endorsed by the holding
+            // hospital alone: no other organisation's peer sees it.
+            if let Some(number) = &patient_number {
+                s.records
+                    .map_patient_number(&mut rng, &s.member, number)
+                    .await?;
+            }
             emit(
                 json,
                 &serde_json::json!({"pseudonym": s.member.fingerprint()}),
