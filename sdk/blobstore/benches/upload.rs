@@ -11,14 +11,16 @@
 //! `test-network/scripts/minio.sh`; skipped with a message when neither works).
 //! Sizes: 1 MiB (one request) and 100 MiB (multipart, 8 MiB parts, 2 in flight).
 //!
-//! Variants per size: `verified` (ours; input streamed in 1 MiB chunks), `raw_put` (one
+//! Variants per size: `verified` (ours, digest unknown: `put_stream`, input streamed in 1 MiB
+//! chunks), `expecting` (ours, digest announced: `put_stream_expecting`, straight to the
+//! content key, as the record pipeline uploads), `raw_put` (one
 //! `put` with the whole buffer in memory) and `raw_multipart` (`WriteMultipart` with the same
 //! part size and concurrency, no hashing, no publish step). Each iteration starts from an
 //! empty key (the object is deleted, untimed), so `verified` measures a real upload, not the
 //! idempotent path.
 //!
-//! After the criterion groups, `cargo bench` also prints `ratio` lines: raw_put / verified,
-//! medians of interleaved runs (robust to load from other processes, unlike comparing two
+//! After the criterion groups, `cargo bench` also prints `ratio` lines: raw_put / verified and
+//! raw_put / expecting, medians of interleaved runs (robust to load from other processes, unlike comparing two
 //! criterion groups measured minutes apart).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -145,6 +147,19 @@ fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, st
             });
         });
 
+        group.bench_function(BenchmarkId::new("expecting", &label), |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let (store, payload) = (store.clone(), payload.clone());
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += expecting_once(&store, &payload, &digest).await;
+                    }
+                    total
+                }
+            });
+        });
+
         let raw = store.unverified_object_store().clone();
         let key = Path::from(format!("bench/raw-{size}"));
         group.bench_function(BenchmarkId::new("raw_put", &label), |b| {
@@ -202,6 +217,26 @@ async fn verified_once(store: &BlobStore, payload: &Bytes, digest: &Digest) -> D
     start.elapsed()
 }
 
+/// One upload of `payload` through `BlobStore::put_stream_expecting` (digest announced, 1 MiB
+/// chunks), from an empty key.
+async fn expecting_once(store: &BlobStore, payload: &Bytes, digest: &Digest) -> Duration {
+    store.delete(digest).await.unwrap();
+    let chunks: Vec<std::io::Result<Bytes>> = (0..payload.len())
+        .step_by(MIB)
+        .map(|i| Ok(payload.slice(i..(i + MIB).min(payload.len()))))
+        .collect();
+    let start = Instant::now();
+    store
+        .put_stream_expecting(
+            digest,
+            payload.len() as u64,
+            futures_util::stream::iter(chunks),
+        )
+        .await
+        .unwrap();
+    start.elapsed()
+}
+
 /// One raw `object_store` put of `payload`, from an empty key.
 async fn raw_once(store: &BlobStore, payload: &Bytes) -> Duration {
     let raw = store.unverified_object_store();
@@ -217,35 +252,39 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// The ratio raw_put time / verified time, measured interleaved (raw, ours, raw, ours, ...)
-/// so that load from other processes hits both alike; criterion's groups run one after the
-/// other and, on a shared machine, drift apart.
+/// The ratios raw_put time / verified time and raw_put time / expecting time, measured
+/// interleaved (raw, ours, ours, raw, ...) so that load from other processes hits all alike;
+/// criterion's groups run one after the other and, on a shared machine, drift apart.
 fn ratios(rt: &tokio::runtime::Runtime, backends: &[(&str, &BlobStore)]) {
-    println!("\ninterleaved medians (raw_put / verified = ratio; 1.0 = no overhead):");
+    println!("\ninterleaved medians (raw_put / ours = ratio; 1.0 = no overhead):");
     for (name, store) in backends {
         for (size, rounds) in [(MIB, 61), (100 * MIB, 15)] {
             let payload = data(size);
             let digest = Digest::of(&payload);
-            let (mut ours, mut raw) = (Vec::new(), Vec::new());
+            let (mut ours, mut known, mut raw) = (Vec::new(), Vec::new(), Vec::new());
             rt.block_on(async {
                 verified_once(store, &payload, &digest).await; // warm-up
+                expecting_once(store, &payload, &digest).await;
                 raw_once(store, &payload).await;
                 for _ in 0..rounds {
                     raw.push(raw_once(store, &payload).await);
                     ours.push(verified_once(store, &payload, &digest).await);
+                    known.push(expecting_once(store, &payload, &digest).await);
                 }
             });
-            let (ours, raw) = (median(ours), median(raw));
+            let (ours, known, raw) = (median(ours), median(known), median(raw));
             let mib = size as f64 / MIB as f64;
-            println!(
-                "ratio {name} {:>3} MiB: verified {:>9.2?} ({:>7.1} MiB/s)  raw_put {:>9.2?} ({:>7.1} MiB/s)  ratio {:.2}  ({rounds} rounds)",
-                size / MIB,
-                ours,
-                mib / ours.as_secs_f64(),
-                raw,
-                mib / raw.as_secs_f64(),
-                raw.as_secs_f64() / ours.as_secs_f64(),
-            );
+            for (variant, t) in [("verified", ours), ("expecting", known)] {
+                println!(
+                    "ratio {name} {:>3} MiB: {variant:<9} {:>9.2?} ({:>7.1} MiB/s)  raw_put {:>9.2?} ({:>7.1} MiB/s)  ratio {:.2}  ({rounds} rounds)",
+                    size / MIB,
+                    t,
+                    mib / t.as_secs_f64(),
+                    raw,
+                    mib / raw.as_secs_f64(),
+                    raw.as_secs_f64() / t.as_secs_f64(),
+                );
+            }
         }
     }
 }

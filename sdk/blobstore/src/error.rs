@@ -31,6 +31,18 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The input did not match the digest and size the caller announced to
+    /// [`BlobStore::put_stream_expecting`](crate::BlobStore::put_stream_expecting) (for
+    /// example a file that changed while it was being uploaded). The upload was aborted before
+    /// completion: nothing was published.
+    #[error("upload aborted: the input does not match the announced object {expected}: {failure}")]
+    InputMismatch {
+        /// The digest the caller announced.
+        expected: Digest,
+        /// How the input differs (a size found while streaming is a lower bound).
+        failure: VerifyFailure,
+    },
+
     /// The input is larger than this backend can store atomically under its content key.
     #[error("upload aborted: object larger than the {limit} bytes this backend accepts")]
     TooLarge {

@@ -24,7 +24,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::digest::DigestWriter;
-use crate::store::{UploadOutcome, UploadReceipt};
+use crate::store::{UploadOutcome, UploadReceipt, mismatch};
 use crate::{BlobStore, Digest, Error, keys};
 
 /// Size of the pieces queued for the writer and read back by the hasher.
@@ -144,6 +144,7 @@ impl BlobStore {
         &self,
         root: &FsPath,
         mut input: Pin<&mut S>,
+        expected: Option<(Digest, u64)>,
     ) -> Result<UploadReceipt, Error>
     where
         S: Stream<Item = io::Result<Bytes>> + Send,
@@ -201,7 +202,15 @@ impl BlobStore {
             (Err(None), Ok(()), Ok(_)) => Err(upload_error(io::Error::other(
                 "the writer stopped before the end of the input",
             ))),
-            (Ok(()), Ok(()), Ok((digest, size))) if size == sent => Ok((digest, size)),
+            (Ok(()), Ok(()), Ok((digest, size))) if size == sent => match expected {
+                Some((want, want_size)) if (want, want_size) != (digest, size) => {
+                    Err(Error::InputMismatch {
+                        expected: want,
+                        failure: mismatch(want_size, digest, size),
+                    })
+                }
+                _ => Ok((digest, size)),
+            },
             (Ok(()), Ok(()), Ok((_, size))) => Err(upload_error(io::Error::other(format!(
                 "the temporary file holds {size} bytes, {sent} were written"
             )))),

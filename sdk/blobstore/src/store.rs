@@ -22,7 +22,7 @@ use tokio_util::io::ReaderStream;
 
 use crate::config::{BlobStoreConfig, S3Config, UploadOptions};
 use crate::digest::DigestWriter;
-use crate::{Digest, Error, keys};
+use crate::{Digest, Error, VerifyFailure, keys};
 
 /// Largest object the S3 backend accepts: the create-only move to the content key is one
 /// `UploadPartCopy`, limited to 5 GiB by S3.
@@ -290,7 +290,7 @@ impl BlobStore {
         let mut input = std::pin::pin!(input);
         #[cfg(unix)]
         if let (Backend::Local { root }, false) = (&self.backend, self.layered) {
-            return self.put_local(root, input.as_mut()).await;
+            return self.put_local(root, input.as_mut(), None).await;
         }
         let part_size = self.upload.part_size as u64;
         let limit = self.max_object_size();
@@ -320,6 +320,156 @@ impl BlobStore {
             }
         }
         self.put_large(head, hasher, input.as_mut()).await
+    }
+
+    /// Uploads `input`, which the caller announces to be `size` bytes hashing to `digest`
+    /// (for example a ciphertext it has already encrypted once to learn its digest), straight
+    /// to its content key: no temporary object and no server-side copy.
+    ///
+    /// - An object already stored under the key is verified (size by HEAD, then size and
+    ///   SHA-256 by reading it back) and reported [`UploadOutcome::AlreadyPresent`] without
+    ///   reading `input`; one that does not match is left alone
+    ///   ([`Error::ExistingObjectMismatch`]).
+    /// - Up to one part: one create-only put, sent only after the bytes hashed to `digest`.
+    /// - Larger (S3, memory): a multipart upload to the content key itself, hashing as the
+    ///   parts go out; it is completed only when the streamed size and SHA-256 equal the
+    ///   announced ones, and aborted otherwise ([`Error::InputMismatch`]). An unfinished
+    ///   multipart upload is not an object: readers never see a partial object, and a failure
+    ///   leaves nothing under the key.
+    /// - Local folder: as [`put_stream`](Self::put_stream), with the digest checked before
+    ///   the create-only link.
+    ///
+    /// Why completing a multipart upload, which S3 does not make create-only, keeps the
+    /// guarantees: it only ever writes bytes that hash to the key, so whatever it might
+    /// replace (a concurrent upload of the same bytes) is the same content, and an object
+    /// found by the HEAD is never replaced. Memory stays under about
+    /// (`max_concurrent_parts` + 1) × `part_size`.
+    pub async fn put_stream_expecting<S>(
+        &self,
+        digest: &Digest,
+        size: u64,
+        input: S,
+    ) -> Result<UploadReceipt, Error>
+    where
+        S: Stream<Item = io::Result<Bytes>> + Send,
+    {
+        let limit = self.max_object_size();
+        if size > limit {
+            return Err(Error::TooLarge { limit });
+        }
+        let key = keys::object_key(digest);
+        match self.store.head(&key).await {
+            Ok(meta) if meta.size != size => {
+                return Err(Error::ExistingObjectMismatch {
+                    digest: *digest,
+                    failure: VerifyFailure::SizeMismatch {
+                        expected: size,
+                        actual: meta.size,
+                    },
+                });
+            }
+            Ok(_) => match self.verify_existing(digest, size).await {
+                Ok(()) => return Ok(self.receipt(*digest, size, UploadOutcome::AlreadyPresent, 0)),
+                // deleted (gc) since the HEAD: upload it again
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            },
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(source) => {
+                return Err(Error::Upload {
+                    key: key.to_string(),
+                    source,
+                });
+            }
+        }
+        let mut input = std::pin::pin!(input);
+        #[cfg(unix)]
+        if let (Backend::Local { root }, false) = (&self.backend, self.layered) {
+            return self
+                .put_local(root, input.as_mut(), Some((*digest, size)))
+                .await;
+        }
+        let check = |hasher: DigestWriter| {
+            let (actual, actual_size) = hasher.finish();
+            if (actual, actual_size) == (*digest, size) {
+                Ok(())
+            } else {
+                Err(Error::InputMismatch {
+                    expected: *digest,
+                    failure: mismatch(size, actual, actual_size),
+                })
+            }
+        };
+        let mut hasher = DigestWriter::default();
+        if size <= self.upload.part_size as u64 {
+            let mut chunks = Vec::new();
+            while let Some(item) = input.next().await {
+                let chunk = item.map_err(|source| Error::Input { source })?;
+                check_announced(&hasher, &chunk, digest, size)?;
+                hasher.update(&chunk);
+                chunks.push(chunk);
+            }
+            check(hasher)?;
+            return self
+                .put_small(*digest, size, chunks.into_iter().collect())
+                .await;
+        }
+
+        let upload = self
+            .store
+            .put_multipart(&key)
+            .await
+            .map_err(|source| Error::Upload {
+                key: key.to_string(),
+                source,
+            })?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.upload.part_size);
+        let mut fed = Ok(());
+        while let Some(item) = input.next().await {
+            fed = match item {
+                Err(source) => Err(Error::Input { source }),
+                Ok(chunk) => match check_announced(&hasher, &chunk, digest, size) {
+                    Err(e) => Err(e),
+                    Ok(()) => {
+                        hasher.update(&chunk);
+                        self.feed(&mut writer, &key, chunk).await
+                    }
+                },
+            };
+            if fed.is_err() {
+                break;
+            }
+        }
+        // Complete only what hashed to the key: anything else is aborted, never visible.
+        let fed = fed.and_then(|()| check(hasher));
+        if let Err(e) = fed {
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(key = %key, error = %abort, "aborting multipart upload failed");
+            }
+            return Err(e);
+        }
+        writer.finish().await.map_err(|source| Error::Upload {
+            key: key.to_string(),
+            source,
+        })?;
+        let parts = size.div_ceil(self.upload.part_size as u64);
+        Ok(self.receipt(*digest, size, UploadOutcome::Created, parts))
+    }
+
+    fn receipt(
+        &self,
+        digest: Digest,
+        size: u64,
+        outcome: UploadOutcome,
+        parts: u64,
+    ) -> UploadReceipt {
+        UploadReceipt {
+            digest,
+            size,
+            key: keys::object_key(&digest).to_string(),
+            outcome,
+            parts,
+        }
     }
 
     async fn put_small(
@@ -511,6 +661,38 @@ impl BlobStore {
             Error::Verify { digest, failure } => Error::ExistingObjectMismatch { digest, failure },
             other => other,
         })
+    }
+}
+
+/// Fails as soon as the input runs past its announced size.
+fn check_announced(
+    hasher: &DigestWriter,
+    chunk: &Bytes,
+    digest: &Digest,
+    size: u64,
+) -> Result<(), Error> {
+    let seen = hasher.len().saturating_add(chunk.len() as u64);
+    if seen > size {
+        return Err(Error::InputMismatch {
+            expected: *digest,
+            failure: VerifyFailure::SizeMismatch {
+                expected: size,
+                actual: seen,
+            },
+        });
+    }
+    Ok(())
+}
+
+/// How bytes of `actual_size` hashing to `actual` differ from the announced `size`.
+pub(crate) fn mismatch(size: u64, actual: Digest, actual_size: u64) -> VerifyFailure {
+    if actual_size == size {
+        VerifyFailure::DigestMismatch { actual }
+    } else {
+        VerifyFailure::SizeMismatch {
+            expected: size,
+            actual: actual_size,
+        }
     }
 }
 

@@ -130,34 +130,52 @@ impl std::fmt::Debug for Salt {
 
 /// Leaf hash of section `section` at position `index` under `salt`.
 pub fn leaf_digest(salt: &Salt, index: u32, section: &Section) -> Digest {
-    leaf_digest_parts(
-        salt,
-        index,
-        &section.id,
-        &section.content_type,
-        &section.bytes,
-    )
+    let mut hasher = LeafHasher::new(salt, index, &section.id, &section.content_type);
+    hasher.update(&section.bytes);
+    hasher.finish()
 }
 
-fn leaf_digest_parts(
-    salt: &Salt,
-    index: u32,
-    id: &SectionId,
-    ct: &ContentType,
-    bytes: &[u8],
-) -> Digest {
-    let id = id.as_str().as_bytes();
-    let media = ct.media_type().as_bytes();
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(&[LEAF_TAG]);
-    ctx.update(&salt.0);
-    ctx.update(&index.to_be_bytes());
-    ctx.update(&[len_u8(id)]);
-    ctx.update(id);
-    ctx.update(&[len_u8(media)]);
-    ctx.update(media);
-    ctx.update(bytes);
-    to_digest(ctx.finish())
+/// The leaf hash of one section computed as its bytes stream by, for sections too large to
+/// hold in memory (a DICOM series read from a file). Feeding the bytes in any number of
+/// pieces gives exactly [`leaf_digest`] of the whole section: the commitment format is the
+/// same.
+pub struct LeafHasher {
+    ctx: digest::Context,
+}
+
+impl LeafHasher {
+    /// Starts the leaf of section `id` (media type from `content_type`) at position `index`
+    /// under `salt`.
+    pub fn new(salt: &Salt, index: u32, id: &SectionId, content_type: &ContentType) -> Self {
+        let id = id.as_str().as_bytes();
+        let media = content_type.media_type().as_bytes();
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(&[LEAF_TAG]);
+        ctx.update(&salt.0);
+        ctx.update(&index.to_be_bytes());
+        ctx.update(&[len_u8(id)]);
+        ctx.update(id);
+        ctx.update(&[len_u8(media)]);
+        ctx.update(media);
+        Self { ctx }
+    }
+
+    /// Adds the next piece of the section's bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.ctx.update(bytes);
+    }
+
+    /// The leaf hash.
+    pub fn finish(self) -> Digest {
+        to_digest(self.ctx.finish())
+    }
+}
+
+// No Debug derive on the aws-lc context; the state is a hash of secret-salted content anyway.
+impl std::fmt::Debug for LeafHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeafHasher(..)")
+    }
 }
 
 // Ids and media types are validated to at most 255 bytes by their types.
@@ -639,6 +657,39 @@ pub fn sign(
     })
 }
 
+/// Signs a record given by its leaf hashes, for records whose sections are streamed
+/// ([`LeafHasher`]) rather than held in memory. `salts` must be fresh from [`Salt::generate`],
+/// one per leaf, and `leaves[i]` the leaf of section `i` under `salts[i]`: the signature is the
+/// same as [`sign`] makes for the same record and salts.
+pub fn sign_leaves(
+    author: &P256SigningKey,
+    record_id: &RecordId,
+    version: u64,
+    salts: Vec<Salt>,
+    leaves: &[Digest],
+    policy: ExtractionPolicy,
+) -> Result<SignedRecord, Error> {
+    if leaves.is_empty() || leaves.len() > MAX_SECTIONS || salts.len() != leaves.len() {
+        return Err(Error::InvalidInput("leaf count"));
+    }
+    let leaf_count = u32::try_from(leaves.len()).map_err(|_| Error::InvalidInput("leaf count"))?;
+    policy.check_indices(leaf_count)?;
+    let root = root_of(leaves.to_vec());
+    let message = signed_message(record_id, version, leaf_count, &root, &policy);
+    let signature = author.sign(&message)?;
+    Ok(SignedRecord {
+        signature: CesSignature {
+            record_id: record_id.clone(),
+            version,
+            leaf_count,
+            root,
+            policy,
+            signature,
+        },
+        salts,
+    })
+}
+
 fn leaves_of(sections: &[Section], salts: &[Salt]) -> Vec<Digest> {
     sections
         .iter()
@@ -707,6 +758,27 @@ impl SignedRecord {
         })
     }
 
+    /// Like [`SignedRecord::extract_digests`], from the leaf hashes of every section (in
+    /// order, e.g. computed with [`LeafHasher`] while decrypting) instead of the record's
+    /// plaintext. Errors with [`Error::InvalidInput`] if the policy forbids the subset or the
+    /// leaves do not rebuild the signed root.
+    pub fn extract_digests_from_leaves(
+        &self,
+        leaves: &[Digest],
+        disclose: &[u32],
+    ) -> Result<SubsetProof, Error> {
+        if leaves.len() != self.signature.leaf_count as usize {
+            return Err(Error::InvalidInput("record does not match its signature"));
+        }
+        let (indices, proof) = self.prove_leaves(leaves.to_vec(), disclose)?;
+        let leaves = indices.iter().map(|&i| (i, leaves[i as usize])).collect();
+        Ok(SubsetProof {
+            signature: self.signature.clone(),
+            leaves,
+            proof,
+        })
+    }
+
     fn prove(&self, record: &Record, disclose: &[u32]) -> Result<(Vec<u32>, Vec<Digest>), Error> {
         let sig = &self.signature;
         let sections = record.sections();
@@ -716,6 +788,15 @@ impl SignedRecord {
         {
             return Err(Error::InvalidInput("record does not match its signature"));
         }
+        self.prove_leaves(leaves_of(sections, &self.salts), disclose)
+    }
+
+    fn prove_leaves(
+        &self,
+        leaves: Vec<Digest>,
+        disclose: &[u32],
+    ) -> Result<(Vec<u32>, Vec<Digest>), Error> {
+        let sig = &self.signature;
         let indices: Vec<u32> = disclose
             .iter()
             .copied()
@@ -727,7 +808,7 @@ impl SignedRecord {
                 "disclosure forbidden by the extraction policy",
             ));
         }
-        let levels = build_levels(leaves_of(sections, &self.salts));
+        let levels = build_levels(leaves);
         if levels.last().and_then(|l| l.first()) != Some(&sig.root) {
             return Err(Error::InvalidInput("record does not match its signature"));
         }

@@ -328,6 +328,8 @@ impl Stream {
 /// [`encrypt`] are built on it.
 pub struct SegmentEncryptor {
     stream: Stream,
+    header: [u8; HEADER_LEN],
+    tags: Vec<[u8; TAG_LEN]>,
 }
 
 impl SegmentEncryptor {
@@ -356,7 +358,12 @@ impl SegmentEncryptor {
             counter: 0,
             finished: false,
         };
-        Ok((Self { stream }, header))
+        let encryptor = Self {
+            stream,
+            header,
+            tags: Vec::new(),
+        };
+        Ok((encryptor, header))
     }
 
     /// Seals one segment in place: `buf` holds its plaintext (exactly [`SEGMENT_SIZE`] bytes
@@ -369,7 +376,129 @@ impl SegmentEncryptor {
             .seal_in_place_append_tag(s.nonce(last), Aad::from(&s.aad), buf)
             .map_err(|_| Error::Provider)?;
         s.advance(last);
+        self.tags.push(segment_tag(buf));
         Ok(())
+    }
+
+    /// The public record of a finished encryption (header and segment tags), from which
+    /// [`EncryptionTranscript::replay`] reproduces the same ciphertext. Errors unless the last
+    /// segment has been sealed.
+    pub fn finish(self) -> Result<EncryptionTranscript, Error> {
+        if !self.stream.finished {
+            return Err(Error::InvalidInput("encryption not finished"));
+        }
+        Ok(EncryptionTranscript {
+            header: self.header,
+            tags: self.tags,
+        })
+    }
+}
+
+fn segment_tag(sealed: &[u8]) -> [u8; TAG_LEN] {
+    let mut tag = [0u8; TAG_LEN];
+    if let Some(t) = sealed
+        .len()
+        .checked_sub(TAG_LEN)
+        .and_then(|at| sealed.get(at..))
+    {
+        tag.copy_from_slice(t);
+    }
+    tag
+}
+
+/// What a finished encryption left that is public: its header and the tag of every segment
+/// (16 bytes per 64 KiB; 25 KiB for a 100 MiB section). Lets a pipeline encrypt a large
+/// section twice, once to learn the ciphertext's digest and once to upload it, without
+/// holding the ciphertext.
+///
+/// The second pass reuses the first pass's nonces, which is safe only if it seals the very
+/// same plaintext: [`SegmentReplayer`] checks every segment's tag against this transcript
+/// before handing its ciphertext out, so a plaintext that changed in between (a file edited
+/// during an upload) is refused, and no two different ciphertexts under one nonce ever leave
+/// the process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncryptionTranscript {
+    header: [u8; HEADER_LEN],
+    tags: Vec<[u8; TAG_LEN]>,
+}
+
+impl EncryptionTranscript {
+    /// The ciphertext header.
+    pub fn header(&self) -> &[u8; HEADER_LEN] {
+        &self.header
+    }
+
+    /// Number of segments.
+    pub fn segments(&self) -> usize {
+        self.tags.len()
+    }
+
+    /// Starts reproducing the ciphertext: checks the key against the header's commitment
+    /// ([`Error::Decryption`] under another key) and returns the replayer; the header is
+    /// [`EncryptionTranscript::header`].
+    pub fn replay(
+        &self,
+        key: &SectionKey,
+        ctx: &SectionContext<'_>,
+    ) -> Result<SegmentReplayer, Error> {
+        let SegmentDecryptor { stream } = SegmentDecryptor::new(key, ctx, &self.header)?;
+        Ok(SegmentReplayer {
+            stream,
+            tags: self.tags.clone(),
+            next: 0,
+        })
+    }
+}
+
+/// Re-seals a section's segments exactly as the first encryption did; see
+/// [`EncryptionTranscript`].
+pub struct SegmentReplayer {
+    stream: Stream,
+    tags: Vec<[u8; TAG_LEN]>,
+    next: usize,
+}
+
+impl SegmentReplayer {
+    /// As [`SegmentEncryptor::seal_segment`], then checks the result against the transcript.
+    /// Fails with [`Error::InvalidInput`] when the plaintext differs from the first pass (its
+    /// length, or a segment whose tag differs); the ciphertext in `buf` is then zeroized and
+    /// cleared, never handed out.
+    pub fn seal_segment(&mut self, buf: &mut Vec<u8>, last: bool) -> Result<(), Error> {
+        const CHANGED: Error = Error::InvalidInput("plaintext changed since its first encryption");
+        let expected = self.tags.get(self.next).copied();
+        let is_last = self.next + 1 == self.tags.len();
+        let refuse = |buf: &mut Vec<u8>| {
+            buf.zeroize();
+            buf.clear();
+            CHANGED
+        };
+        let Some(expected) = expected.filter(|_| last == is_last) else {
+            return Err(refuse(buf));
+        };
+        let s = &mut self.stream;
+        if s.check_len(buf.len(), last, || CHANGED).is_err() {
+            return Err(refuse(buf));
+        }
+        s.key
+            .seal_in_place_append_tag(s.nonce(last), Aad::from(&s.aad), buf)
+            .map_err(|_| Error::Provider)?;
+        if constant_time::verify_slices_are_equal(&segment_tag(buf), &expected).is_err() {
+            return Err(refuse(buf));
+        }
+        s.advance(last);
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Checks that every segment was replayed.
+    pub fn finish(self) -> Result<(), Error> {
+        if self.stream.finished && self.next == self.tags.len() {
+            Ok(())
+        } else {
+            Err(Error::InvalidInput(
+                "plaintext changed since its first encryption",
+            ))
+        }
     }
 }
 

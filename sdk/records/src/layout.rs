@@ -125,6 +125,25 @@ pub fn unframe(mut plaintext: Vec<u8>) -> Result<Frame> {
     })
 }
 
+/// Parses the frame header at the start of a section's plaintext (its first segment, which
+/// always holds the whole header); returns the salt, the media type and the header length.
+///
+/// # Errors
+/// [`Error::Verify`] when the frame is malformed.
+pub fn parse_frame_header(plaintext: &[u8]) -> Result<(Salt, String, usize)> {
+    let bad = || Error::Verify("section plaintext is not a version-1 frame".into());
+    let fixed = 4 + 1 + SALT_LEN + 1;
+    if plaintext.len() < fixed || &plaintext[..4] != FRAME_MAGIC || plaintext[4] != FRAME_VERSION {
+        return Err(bad());
+    }
+    let mut salt = [0u8; SALT_LEN];
+    salt.copy_from_slice(&plaintext[5..5 + SALT_LEN]);
+    let n = usize::from(plaintext[5 + SALT_LEN]);
+    let media = plaintext.get(fixed..fixed + n).ok_or_else(bad)?;
+    let media_type = std::str::from_utf8(media).map_err(|_| bad())?.to_owned();
+    Ok((Salt::from_bytes(salt), media_type, fixed + n))
+}
+
 /// One section object in the manifest, by CES leaf index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -67,7 +67,10 @@ pub use error::{Error, LedgerError, Result, Stage};
 pub use identity::Member;
 pub use ledger::{Call, ChannelKind, Committed, EmbeddedLedger, GatewayLedger, LedgerClient};
 pub use share::{AccessedShare, GrantReport, Grantee, OpenedSection, Owner, PublishRequest};
-pub use store::{IndexOutcome, PreparedRecord, RecordDraft, StoredRecord, UploadReport};
+pub use store::{
+    AttachmentFile, IndexOutcome, PreparedRecord, RecordDraft, SectionCiphertext, StoredRecord,
+    UploadReport,
+};
 
 use medfabric_blobstore::BlobStore;
 

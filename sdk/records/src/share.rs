@@ -7,7 +7,7 @@ use std::fmt;
 
 use medfabric_blobstore::Digest;
 use medfabric_crypto::ces::{self, SignedRecord, SubsetProof};
-use medfabric_crypto::envelope::{self, SectionContext, SectionKey};
+use medfabric_crypto::envelope::{self, SectionContext, SectionKey, SegmentDecryptor};
 use medfabric_crypto::pre::{
     self, CapsuleFrag, OwnerMasterKey, PublicKey, SecretKey, VerifiedCapsuleFrag, WrappedDataKey,
 };
@@ -131,8 +131,10 @@ pub struct OpenedSection {
     pub index: u32,
     /// Media type.
     pub media_type: String,
-    /// Plaintext.
+    /// Plaintext (empty when the section was written to [`OpenedSection::file`]).
     pub bytes: Vec<u8>,
+    /// Where the plaintext was written, for [`Records::access_to_dir`].
+    pub file: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for OpenedSection {
@@ -142,6 +144,7 @@ impl fmt::Debug for OpenedSection {
             .field("index", &self.index)
             .field("media_type", &self.media_type)
             .field("len", &self.bytes.len())
+            .field("file", &self.file)
             .finish()
     }
 }
@@ -335,6 +338,120 @@ impl Records {
         layout::unframe(plaintext)
     }
 
+    /// Streams one section object into a file in `dir`: verified download, segment-by-segment
+    /// decryption into a temporary file, CES leaf computed on the way; the temporary file is
+    /// renamed into place only when the object's digest, every segment and the leaf `leaf`
+    /// have verified. Returns the media type and the file.
+    #[allow(clippy::too_many_arguments, reason = "one private step of access")]
+    async fn open_section_to_file(
+        &self,
+        manifest: &ObjectManifest,
+        index: u32,
+        ctx: &SectionContext<'_>,
+        sid: &SectionId,
+        key: &SectionKey,
+        leaf: &ces::Digest,
+        dir: &std::path::Path,
+    ) -> Result<(String, std::path::PathBuf)> {
+        use futures_util::StreamExt as _;
+        use tokio::io::AsyncWriteExt as _;
+
+        let (digest, size) = manifest.section(index)?;
+        if envelope::plaintext_len(size).is_err() {
+            return Err(Error::Verify(format!(
+                "object manifest section {index}: {size} bytes is no section envelope"
+            )));
+        }
+        let write_error =
+            |e: std::io::Error| Error::Read(format!("writing into {}: {e}", dir.display()));
+        let temp = tempfile::Builder::new()
+            .prefix(".medfabric-section-")
+            .tempfile_in(dir)
+            .map_err(write_error)?;
+        let (file, temp_path) = temp.into_parts();
+        let mut file = tokio::fs::File::from_std(file);
+        let mut stream = match self.blobs.get_verified_stream(&digest, size).await {
+            Ok(s) => s,
+            Err(e) => return Err(download_error(&digest, e)),
+        };
+
+        // Segment boundaries follow from the size the manifest pins (checked by the stream).
+        let mut pending: Vec<u8> = Vec::with_capacity(envelope::HEADER_LEN);
+        let mut consumed = 0u64;
+        let mut decryptor: Option<SegmentDecryptor> = None;
+        let mut frame: Option<(String, ces::LeafHasher)> = None;
+        let mut failed: Option<Error> = None;
+        let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(SEGMENT_CT));
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => return Err(download_error(&digest, e)),
+            };
+            if failed.is_some() {
+                continue; // drain: a digest mismatch is reported before a decryption failure
+            }
+            let mut rest = &chunk[..];
+            while !rest.is_empty() && failed.is_none() {
+                let want = if decryptor.is_none() {
+                    envelope::HEADER_LEN
+                } else {
+                    usize::try_from((size - consumed).min(SEGMENT_CT as u64)).unwrap_or(SEGMENT_CT)
+                };
+                let target = if decryptor.is_none() {
+                    &mut pending
+                } else {
+                    &mut *buf
+                };
+                let take = (want - target.len()).min(rest.len());
+                target.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if target.len() < want {
+                    break;
+                }
+                consumed += want as u64;
+                if decryptor.is_none() {
+                    match SegmentDecryptor::new(key, ctx, &pending) {
+                        Ok(d) => decryptor = Some(d),
+                        Err(_) => failed = Some(Error::Decrypt),
+                    }
+                    continue;
+                }
+                let last = consumed == size;
+                let step = open_into(
+                    decryptor.as_mut(),
+                    &mut buf,
+                    last,
+                    &mut frame,
+                    index,
+                    sid,
+                    &mut file,
+                )
+                .await;
+                if let Err(e) = step {
+                    failed = Some(e);
+                }
+                buf.clear();
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let Some((media_type, hasher)) = frame.filter(|_| consumed == size) else {
+            return Err(Error::Decrypt);
+        };
+        if hasher.finish() != *leaf {
+            return Err(Error::Verify(format!(
+                "section {sid} is not the one the author signed"
+            )));
+        }
+        file.flush().await.map_err(write_error)?;
+        file.sync_all().await.map_err(write_error)?;
+        drop(file);
+        let dest = dir.join(section_file_name(index, sid));
+        temp_path.persist(&dest).map_err(|e| write_error(e.error))?;
+        Ok((media_type, dest))
+    }
+
     /// The owner opens one of its records: `Record:Read` (audited), `Record:Fetch`, then every
     /// section is downloaded, verified and decrypted with the record's delegating key.
     ///
@@ -398,6 +515,7 @@ impl Records {
                     index,
                     media_type: frame.media_type,
                     bytes: frame.bytes,
+                    file: None,
                 },
                 frame.salt,
                 s.pre_capsule.clone(),
@@ -691,6 +809,38 @@ impl Records {
         request_id: &str,
         proxies: &[ProxyEndpoint],
     ) -> Result<AccessedShare> {
+        self.access_inner(grantee, request_id, proxies, None).await
+    }
+
+    /// As [`Records::access`], but every shared section is streamed to a file in `dir`
+    /// (named `<leaf index>-<section id, unsafe characters replaced>`, see
+    /// [`OpenedSection::file`]) instead of memory: memory stays bounded whatever the section
+    /// size. Each section is downloaded, checked against its digest and decrypted segment by
+    /// segment into a temporary file in `dir`, which is renamed into place only after the
+    /// object's digest, every segment's authentication and the author's CES leaf have
+    /// verified; on any failure it is removed and nothing is written under the section's
+    /// name. A file already there is replaced.
+    ///
+    /// # Errors
+    /// As [`Records::access`]; [`Error::Read`] when `dir` cannot be written.
+    pub async fn access_to_dir(
+        &self,
+        grantee: &Grantee,
+        request_id: &str,
+        proxies: &[ProxyEndpoint],
+        dir: &std::path::Path,
+    ) -> Result<AccessedShare> {
+        self.access_inner(grantee, request_id, proxies, Some(dir))
+            .await
+    }
+
+    async fn access_inner(
+        &self,
+        grantee: &Grantee,
+        request_id: &str,
+        proxies: &[ProxyEndpoint],
+        dir: Option<&std::path::Path>,
+    ) -> Result<AccessedShare> {
         let (opened, open_tx): (AccessResult, String) = self
             .submit_json(
                 &grantee.member,
@@ -893,6 +1043,20 @@ impl Records {
             let key = SectionKey::from_slice(&key[..]).map_err(|_| Error::Decrypt)?;
             let sid = SectionId::new(section.id.as_str())
                 .map_err(|e| Error::Verify(format!("section id: {e}")))?;
+            if let Some(dir) = dir {
+                let ctx = SectionContext::new(&rid, record_version, &sid);
+                let (media_type, path) = self
+                    .open_section_to_file(&manifest, section.index, &ctx, &sid, &key, leaf, dir)
+                    .await?;
+                out.push(OpenedSection {
+                    id: section.id.clone(),
+                    index: section.index,
+                    media_type,
+                    bytes: Vec::new(),
+                    file: Some(path),
+                });
+                continue;
+            }
             let frame = self
                 .open_section(&manifest, section.index, &rid, record_version, &sid, &key)
                 .await?;
@@ -914,6 +1078,7 @@ impl Records {
                 index: section.index,
                 media_type: frame.media_type,
                 bytes: candidate.bytes,
+                file: None,
             });
         }
         Ok(AccessedShare {
@@ -965,6 +1130,70 @@ impl Records {
         all.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.tx_id.cmp(&b.tx_id)));
         Ok(all)
     }
+}
+
+/// Ciphertext bytes of a full segment.
+const SEGMENT_CT: usize = envelope::SEGMENT_SIZE + envelope::TAG_LEN;
+
+fn download_error(digest: &Digest, e: medfabric_blobstore::Error) -> Error {
+    match e {
+        e @ medfabric_blobstore::Error::Verify { .. } => Error::Verify(format!(
+            "object {digest} does not match the digest the ledger recorded; no plaintext was released ({e})"
+        )),
+        e => Error::Download(e),
+    }
+}
+
+/// Opens one segment in `buf` and writes its plaintext (after the frame header, which the
+/// first segment starts with) to the temporary file, hashing it into the CES leaf.
+async fn open_into(
+    decryptor: Option<&mut SegmentDecryptor>,
+    buf: &mut Vec<u8>,
+    last: bool,
+    frame: &mut Option<(String, ces::LeafHasher)>,
+    index: u32,
+    sid: &SectionId,
+    file: &mut tokio::fs::File,
+) -> Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let decryptor = decryptor.ok_or(Error::Decrypt)?;
+    decryptor
+        .open_segment(buf, last)
+        .map_err(|_| Error::Decrypt)?;
+    let mut body = &buf[..];
+    if frame.is_none() {
+        let (salt, media_type, len) = layout::parse_frame_header(body)?;
+        let content_type = ContentType::from_media_type(&media_type)
+            .map_err(|_| Error::Verify(format!("section {sid}: bad media type")))?;
+        *frame = Some((
+            media_type,
+            ces::LeafHasher::new(&salt, index, sid, &content_type),
+        ));
+        body = &body[len..];
+    }
+    if let Some((_, hasher)) = frame.as_mut() {
+        hasher.update(body);
+    }
+    file.write_all(body)
+        .await
+        .map_err(|e| Error::Read(format!("writing a section file: {e}")))
+}
+
+/// A file name for section `sid` at leaf `index`: the index keeps names unique, and only
+/// `[A-Za-z0-9._-]` of the id are kept so that no id can name another folder.
+fn section_file_name(index: u32, sid: &SectionId) -> String {
+    let safe: String = sid
+        .as_str()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{index:04}-{safe}")
 }
 
 /// The digest-only CES proof of `indices` (positions in `opened.sections`).

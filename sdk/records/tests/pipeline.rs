@@ -362,3 +362,131 @@ async fn the_embedded_chaincode_verifies_the_authors_ces_signature() {
     );
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attachment_file_changed_after_prepare_is_refused_and_nothing_is_left() {
+    let mut env = common::environment(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("scan.dcm");
+    common::write_attachment(&src, 3, 3 * 1024 * 1024 + 5);
+    let mut rng = rand::rngs::OsRng;
+    let file = medfabric_records::AttachmentFile {
+        id: medfabric_crypto::record::SectionId::new("scan").unwrap(),
+        content_type: medfabric_crypto::record::ContentType::attachment("application/dicom")
+            .unwrap(),
+        path: src.clone(),
+    };
+    let fhir = demo::default_sections().unwrap()[..1].to_vec();
+    let prepared = env
+        .records
+        .prepare_with_files(
+            &mut rng,
+            &env.cast.physician,
+            common::draft(&env, "rec-changed", fhir),
+            vec![file],
+        )
+        .await
+        .unwrap();
+    // Same length, one byte different in the middle.
+    let mut bytes = std::fs::read(&src).unwrap();
+    bytes[1024 * 1024 + 17] ^= 0x40;
+    std::fs::write(&src, &bytes).unwrap();
+    let err = env
+        .records
+        .commit_prepared(&env.cast.physician, &prepared)
+        .await
+        .expect_err("changed file");
+    assert_eq!(err.stage(), Stage::Upload, "{err}");
+    assert!(
+        err.to_string()
+            .contains("changed since the record was prepared"),
+        "{err}"
+    );
+    let attachment = prepared.sections.last().unwrap().digest;
+    assert!(
+        env.records
+            .blobs()
+            .stat(&attachment)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(demo::files_under(&env.store_dir.join("tmp")).is_empty());
+    // Restored, the same prepared record uploads and indexes.
+    bytes[1024 * 1024 + 17] ^= 0x40;
+    std::fs::write(&src, &bytes).unwrap();
+    let stored = env
+        .records
+        .commit_prepared(&env.cast.physician, &prepared)
+        .await
+        .unwrap();
+    assert_eq!(stored.index, IndexOutcome::Created);
+    assert!(
+        env.records
+            .blobs()
+            .stat(&attachment)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tampered_large_object_yields_no_file() {
+    let mut env = common::environment(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("ct.dcm");
+    let expected = common::write_attachment(&src, 5, 2 * 1024 * 1024 + 3);
+    let fhir = demo::default_sections().unwrap()[..1].to_vec();
+    let (stored, request_id) = common::granted_attachment(&env, "tamper-large", fhir, &src).await;
+    assert!(stored.upload.created >= 2);
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+
+    // Untouched, it comes back whole.
+    let got = env
+        .records
+        .access_to_dir(
+            &env.cast.researcher,
+            &request_id,
+            &env.proxy_endpoints(),
+            &out,
+        )
+        .await
+        .unwrap();
+    let path = got.sections[0].file.clone().unwrap();
+    assert_eq!(common::sha256_file(&path), expected);
+    std::fs::remove_file(&path).unwrap();
+
+    // One bit flipped in the middle of the object: refused on the digest, no file.
+    let largest = demo::files_under(&env.store_dir.join("objects"))
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&largest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&largest, &bytes).unwrap();
+    let err = env
+        .records
+        .access_to_dir(
+            &env.cast.researcher,
+            &request_id,
+            &env.proxy_endpoints(),
+            &out,
+        )
+        .await
+        .expect_err("tampered");
+    assert_eq!(err.stage(), Stage::Verify, "{err}");
+    assert!(
+        err.to_string().contains("no plaintext was released"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        0,
+        "no file, no temporary file"
+    );
+    env.shutdown().await;
+}

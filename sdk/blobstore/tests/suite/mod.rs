@@ -114,6 +114,8 @@ macro_rules! blobstore_suite {
             interrupted_small_upload_leaves_nothing
             list_and_gc_unreferenced
             temporary_upload_cleanup
+            expecting_uploads_straight_to_the_content_key
+            expecting_refuses_input_that_does_not_match
         );
     };
     (@each $fixture:ident $attrs:tt $($case:ident)*) => {
@@ -889,4 +891,164 @@ pub async fn temporary_upload_cleanup(f: &Fixture) {
 /// Upload options of the suite (the defaults; named here so cases can rely on them).
 pub fn suite_upload_options() -> UploadOptions {
     UploadOptions::default()
+}
+
+// ---------------------------------------------------------------------------------------
+// uploads with an announced digest (`put_stream_expecting`)
+
+/// `data` as a stream of 1 MiB chunks.
+fn chunked(data: &[u8]) -> impl Stream<Item = io::Result<Bytes>> + Send + use<> {
+    let chunks: Vec<io::Result<Bytes>> = data
+        .chunks(MIB)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    futures_util::stream::iter(chunks)
+}
+
+/// A stream that must not be read.
+fn unread() -> impl Stream<Item = io::Result<Bytes>> + Send {
+    futures_util::stream::once(async {
+        Err(io::Error::other(
+            "the input was read although the object is stored",
+        ))
+    })
+}
+
+/// Straight to the content key: no temporary object, no copy (through a metering layer,
+/// which also sends the local folder through `object_store`'s multipart API); parts bounded
+/// as for `put_stream`; an upload of bytes already stored does not read its input.
+pub async fn expecting_uploads_straight_to_the_content_key(f: &Fixture) {
+    for (seed, len) in [(40, 1000), (41, 0), (42, 20 * MIB + 3)] {
+        let data = pattern(seed, len);
+        let digest = Digest::of(&data);
+        let size = len as u64;
+        let receipt = f
+            .store
+            .put_stream_expecting(&digest, size, chunked(&data))
+            .await
+            .unwrap();
+        assert_eq!((receipt.digest, receipt.size), (digest, size));
+        assert_eq!(receipt.outcome, UploadOutcome::Created);
+        assert_eq!(receipt.key, format!("objects/sha256/{digest}"));
+        assert!(f.raw_keys("tmp").await.is_empty(), "no temporary object");
+        assert_round_trip(f, &data, &digest).await;
+        let again = f
+            .store
+            .put_stream_expecting(&digest, size, unread())
+            .await
+            .unwrap();
+        assert_eq!(again.outcome, UploadOutcome::AlreadyPresent);
+    }
+
+    let meter = Arc::new(Meter::default());
+    let store = Metered::layer(&f.store, &meter, false);
+    let data = pattern(43, 26 * MIB);
+    let digest = Digest::of(&data);
+    let receipt = store
+        .put_stream_expecting(&digest, data.len() as u64, chunked(&data))
+        .await
+        .unwrap();
+    let part = f.store.upload_options().part_size as u64;
+    assert_eq!(receipt.parts, (26 * MIB as u64).div_ceil(part));
+    assert_eq!(meter.parts.load(Ordering::SeqCst), receipt.parts);
+    assert!(
+        meter.max_in_flight.load(Ordering::SeqCst)
+            <= f.store.upload_options().max_concurrent_parts as u64 * part
+    );
+    assert!(f.raw_keys("tmp").await.is_empty(), "no temporary object");
+    assert_round_trip(f, &data, &digest).await;
+}
+
+/// Input that does not match its announced digest or size is never published: the
+/// multipart upload is aborted, nothing is left under the key or a temporary key, and an
+/// object already stored under the key is not replaced.
+pub async fn expecting_refuses_input_that_does_not_match(f: &Fixture) {
+    for len in [1000, 20 * MIB + 3] {
+        let data = pattern(50, len);
+        let digest = Digest::of(&data);
+        let size = len as u64;
+        let mut changed = data.clone();
+        changed[len / 2] ^= 1;
+        let err = f
+            .store
+            .put_stream_expecting(&digest, size, chunked(&changed))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InputMismatch {
+                    failure: VerifyFailure::DigestMismatch { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let mut longer = data.clone();
+        longer.push(0);
+        let err = f
+            .store
+            .put_stream_expecting(&digest, size, chunked(&longer))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InputMismatch {
+                    failure: VerifyFailure::SizeMismatch { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = f
+            .store
+            .put_stream_expecting(&digest, size, chunked(&data[..len - 1]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InputMismatch { .. }), "{err:?}");
+        let err = f
+            .store
+            .put_stream_expecting(&digest, size, failing_stream(data[..len / 2].to_vec()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Input { .. }), "{err:?}");
+        assert!(f.raw_keys("objects").await.is_empty(), "nothing published");
+        assert!(f.raw_keys("tmp").await.is_empty(), "nothing left over");
+    }
+
+    // A stored object that does not match its key is reported and left alone.
+    let data = pattern(51, 3 * MIB);
+    let digest = Digest::of(&data);
+    f.store.put_bytes(data.clone()).await.unwrap();
+    let mut tampered = data.clone();
+    tampered[5] ^= 1;
+    f.tamper(&digest, &tampered).await;
+    let err = f
+        .store
+        .put_stream_expecting(&digest, data.len() as u64, chunked(&data))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ExistingObjectMismatch { .. }),
+        "{err:?}"
+    );
+    let raw = f
+        .raw()
+        .get(&Path::from(BlobStore::object_key(&digest)))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(raw.as_ref(), &tampered[..], "not overwritten");
+    let err = f
+        .store
+        .put_stream_expecting(&digest, 7, chunked(&data))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ExistingObjectMismatch { .. }),
+        "{err:?}"
+    );
 }

@@ -106,3 +106,106 @@ pub async fn granted(env: &Environment, tag: &str, threshold: usize) -> Granted 
         shared,
     }
 }
+
+/// Writes `len` pseudo-random bytes (xorshift, `seed`) to `path` in 1 MiB pieces, never
+/// holding them; returns their SHA-256.
+pub fn write_attachment(path: &std::path::Path, seed: u64, len: usize) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut hash = Sha256::new();
+    let mut state = seed | 1;
+    let mut piece = Vec::with_capacity(1 << 20);
+    let mut left = len;
+    while left > 0 {
+        piece.clear();
+        while piece.len() < (1 << 20).min(left) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            piece.extend_from_slice(&state.to_le_bytes());
+        }
+        piece.truncate((1 << 20).min(left));
+        hash.update(&piece);
+        file.write_all(&piece).unwrap();
+        left -= piece.len();
+    }
+    file.flush().unwrap();
+    hash.finalize().into()
+}
+
+/// The SHA-256 of a file, read in 1 MiB pieces.
+pub fn sha256_file(path: &std::path::Path) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).unwrap();
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            return hash.finalize().into();
+        }
+        hash.update(&buf[..n]);
+    }
+}
+
+/// Stores `fhir` plus the attachment file `path` as section `ct-series`, publishes the
+/// attachment, the researcher requests, the patient grants 2-of-all proxies. Returns the
+/// request id.
+pub async fn granted_attachment(
+    env: &Environment,
+    tag: &str,
+    fhir: Vec<Section>,
+    path: &std::path::Path,
+) -> (medfabric_records::StoredRecord, String) {
+    let mut rng = rand::rngs::OsRng;
+    let record_id = format!("rec-{tag}");
+    let file = medfabric_records::AttachmentFile {
+        id: medfabric_crypto::record::SectionId::new("ct-series").unwrap(),
+        content_type: medfabric_crypto::record::ContentType::attachment("application/dicom")
+            .unwrap(),
+        path: path.to_owned(),
+    };
+    let stored = env
+        .records
+        .store_with_files(
+            &mut rng,
+            &env.cast.physician,
+            draft(env, &record_id, fhir),
+            vec![file],
+        )
+        .await
+        .unwrap();
+    let share_id = format!("share-{tag}");
+    env.records
+        .publish(
+            &env.cast.patient,
+            &PublishRequest {
+                share_id: share_id.clone(),
+                record_id: record_id.clone(),
+                sections: vec!["ct-series".into()],
+                policy: demo::SHARE_POLICY.to_owned(),
+                auto_grant_seconds: None,
+            },
+        )
+        .await
+        .unwrap();
+    let request_id = format!("req-{tag}");
+    env.records
+        .request(&env.cast.researcher, &share_id, &request_id, "research")
+        .await
+        .unwrap();
+    env.records
+        .grant(
+            &mut rng,
+            &env.cast.patient,
+            &request_id,
+            &env.proxy_endpoints(),
+            2,
+            unix_now() + 3600,
+        )
+        .await
+        .unwrap();
+    (stored, request_id)
+}

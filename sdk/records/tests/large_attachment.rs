@@ -1,0 +1,117 @@
+//! A 100 MiB attachment is stored and accessed in bounded memory: peak resident memory of
+//! this whole test process (embedded ledger, proxies and object store included) stays under
+//! 64 MiB while the record is stored from a file, and again while the grantee downloads,
+//! verifies and decrypts it into a file.
+//!
+//! Measured with the kernel's peak-RSS counter (`VmHWM` in `/proc/self/status`, reset
+//! between phases through `/proc/self/clear_refs`), so it counts everything the process
+//! touched, not only the Rust heap. One test per file: other tests in the same process would
+//! count too. Linux only.
+#![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+const MIB: u64 = 1024 * 1024;
+const BOUND: u64 = 64 * MIB;
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Resets the peak to the current resident size.
+fn reset_peak() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("resetting the peak RSS");
+    assert!(status_kib("VmHWM:") <= status_kib("VmRSS:") + 1024);
+}
+
+fn peak_bytes() -> u64 {
+    status_kib("VmHWM:") * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_mib_attachment_is_stored_and_accessed_in_bounded_memory() {
+    let mut env = common::environment(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("ct.dcm");
+    let size = 100 * MIB;
+    let expected = common::write_attachment(&src, 7, size as usize);
+    let fhir = medfabric_records::demo::default_sections().unwrap()[..1].to_vec();
+
+    reset_peak();
+    let before = peak_bytes();
+    // store: sign + encrypt (first pass), upload (second pass) + verify, index; the publish,
+    // request and grant steps that follow are not measured (publish still opens the record
+    // in memory)
+    let mut rng = rand::rngs::OsRng;
+    let record_id = "rec-large-store";
+    let file = medfabric_records::AttachmentFile {
+        id: medfabric_crypto::record::SectionId::new("ct-series").unwrap(),
+        content_type: medfabric_crypto::record::ContentType::attachment("application/dicom")
+            .unwrap(),
+        path: src.clone(),
+    };
+    let stored = env
+        .records
+        .store_with_files(
+            &mut rng,
+            &env.cast.physician,
+            common::draft(&env, record_id, fhir.clone()),
+            vec![file],
+        )
+        .await
+        .unwrap();
+    let store_peak = peak_bytes();
+    assert!(stored.upload.bytes > size, "the attachment was uploaded");
+    eprintln!(
+        "store: peak RSS {:.1} MiB (before {:.1} MiB)",
+        store_peak as f64 / MIB as f64,
+        before as f64 / MIB as f64
+    );
+    assert!(
+        store_peak < BOUND,
+        "storing peaked at {store_peak} bytes resident"
+    );
+
+    let (_, request_id) = common::granted_attachment(&env, "large", fhir, &src).await;
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    reset_peak();
+    let got = env
+        .records
+        .access_to_dir(
+            &env.cast.researcher,
+            &request_id,
+            &env.proxy_endpoints(),
+            &out,
+        )
+        .await
+        .unwrap();
+    let access_peak = peak_bytes();
+    eprintln!(
+        "access: peak RSS {:.1} MiB",
+        access_peak as f64 / MIB as f64
+    );
+    assert!(
+        access_peak < BOUND,
+        "accessing peaked at {access_peak} bytes resident"
+    );
+    let [section] = &got.sections[..] else {
+        panic!("one shared section, got {:?}", got.sections)
+    };
+    assert!(section.bytes.is_empty());
+    let path = section.file.as_ref().unwrap();
+    assert_eq!(std::fs::metadata(path).unwrap().len(), size);
+    assert_eq!(common::sha256_file(path), expected, "the attachment, whole");
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+    env.shutdown().await;
+}
