@@ -122,7 +122,7 @@ as hospital1 "$work/pn" -- record grant "req-$tag" --threshold 2 --days 1 >/dev/
 kill "${proxy_pids[0]}"
 opened=$(as research "$work/curie" -- --json record open "req-$tag" --out "$work/opened")
 [ "$(json '.sections | length' <<<"$opened")" = 3 ] || fail "open returned: $opened"
-cmp -s "$(ls "$work"/opened/*-CT_small.bin)" "$dicom" ||
+cmp -s "$(ls "$work"/opened/*-CT_small)" "$dicom" ||
   fail "the researcher's copy of the image differs: $(ls "$work/opened")"
 
 say "revoke; the grantee is refused"

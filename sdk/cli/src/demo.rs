@@ -42,31 +42,56 @@ pub struct DemoArgs {
     chaincode: String,
 }
 
-/// Reads `FILE[:MEDIA]` attachments.
+/// Splits `FILE[:MEDIA]` into the path, the media type (default `application/octet-stream`)
+/// and a section id made of the file name.
+fn attachment_spec(spec: &str) -> (&str, &str, String) {
+    let (path, media) = match spec.rsplit_once(':') {
+        Some((p, m)) if m.contains('/') => (p, m),
+        _ => (spec, "application/octet-stream"),
+    };
+    let id = std::path::Path::new(path)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("attachment")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>();
+    (path, media, id)
+}
+
+/// Reads `FILE[:MEDIA]` attachments into memory (the demo's small examples).
 pub fn attachments(specs: &[String]) -> Result<Vec<medfabric_crypto::record::Section>> {
     specs
         .iter()
         .map(|spec| {
-            let (path, media) = match spec.rsplit_once(':') {
-                Some((p, m)) if m.contains('/') => (p, m),
-                _ => (spec.as_str(), "application/octet-stream"),
-            };
+            let (path, media, id) = attachment_spec(spec);
             let bytes =
                 std::fs::read(path).with_context(|| format!("cannot read attachment {path}"))?;
-            let id = std::path::Path::new(path)
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("attachment")
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '-'
-                    }
-                })
-                .collect::<String>();
             Ok(fhir::attachment(&id, media, bytes)?)
+        })
+        .collect()
+}
+
+/// `FILE[:MEDIA]` attachments to stream from their files (any size, bounded memory).
+pub fn attachment_files(specs: &[String]) -> Result<Vec<medfabric_records::AttachmentFile>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (path, media, id) = attachment_spec(spec);
+            std::fs::metadata(path).with_context(|| format!("cannot read attachment {path}"))?;
+            Ok(medfabric_records::AttachmentFile {
+                id: medfabric_crypto::record::SectionId::new(id.as_str())
+                    .with_context(|| format!("attachment {path}: section id {id:?}"))?,
+                content_type: medfabric_crypto::record::ContentType::attachment(media)
+                    .with_context(|| format!("attachment {path}: media type {media:?}"))?,
+                path: path.into(),
+            })
         })
         .collect()
 }

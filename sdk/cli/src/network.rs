@@ -419,8 +419,9 @@ pub async fn record(cmd: RecordCommand, settings: &Settings, json: bool) -> Resu
         } => {
             let bytes = std::fs::read(&bundle)
                 .with_context(|| format!("cannot read {}", bundle.display()))?;
-            let mut sections = fhir::sections_from_bundle(&bytes)?;
-            sections.extend(crate::demo::attachments(&attach)?);
+            let sections = fhir::sections_from_bundle(&bytes)?;
+            // attachments are streamed from their files: any size in bounded memory
+            let files = crate::demo::attachment_files(&attach)?;
             let record_id = id.unwrap_or_else(|| random_id("rec"));
             let key = hex::decode(&owner_key)
                 .ok()
@@ -435,7 +436,10 @@ pub async fn record(cmd: RecordCommand, settings: &Settings, json: bool) -> Resu
                 section_policies: vec![policy],
                 extraction_policy: ExtractionPolicy::new(),
             };
-            let stored = s.records.store(&mut rng, &s.member, draft).await?;
+            let stored = s
+                .records
+                .store_with_files(&mut rng, &s.member, draft, files)
+                .await?;
             emit(
                 json,
                 &serde_json::json!({
@@ -582,14 +586,29 @@ pub async fn record(cmd: RecordCommand, settings: &Settings, json: bool) -> Resu
                 .iter()
                 .map(ProxyEndpoint::new)
                 .collect();
-            let got = s
-                .records
-                .access(&grantee(&s)?, &request_id, &proxies)
-                .await?;
-            if let Some(dir) = &out {
-                write_sections(dir, &got.sections)?;
-            }
-            let list: Vec<_> = got.sections.iter().map(|x| serde_json::json!({"id": x.id, "index": x.index, "mediaType": x.media_type, "bytes": x.bytes.len()})).collect();
+            // With --out every section is streamed to its file (bounded memory, renamed into
+            // place only once verified); without, the sections are opened in memory.
+            let got = match &out {
+                Some(dir) => {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                    s.records
+                        .access_to_dir(&grantee(&s)?, &request_id, &proxies, dir)
+                        .await?
+                }
+                None => {
+                    s.records
+                        .access(&grantee(&s)?, &request_id, &proxies)
+                        .await?
+                }
+            };
+            let size = |x: &medfabric_records::OpenedSection| {
+                x.file
+                    .as_ref()
+                    .and_then(|f| std::fs::metadata(f).ok())
+                    .map_or(x.bytes.len() as u64, |m| m.len())
+            };
+            let list: Vec<_> = got.sections.iter().map(|x| serde_json::json!({"id": x.id, "index": x.index, "mediaType": x.media_type, "bytes": size(x), "file": x.file})).collect();
             emit(
                 json,
                 &serde_json::json!({"recordId": got.record_id, "version": got.record_version, "sections": list, "proxies": got.proxies_used}),
@@ -601,12 +620,22 @@ pub async fn record(cmd: RecordCommand, settings: &Settings, json: bool) -> Resu
                         got.sections.len()
                     );
                     for x in &got.sections {
-                        println!(
-                            "  [{}] {}: {}",
-                            x.index,
-                            x.id,
-                            medfabric_records::demo::describe_section(&x.media_type, &x.bytes)
-                        );
+                        match &x.file {
+                            Some(f) => println!(
+                                "  [{}] {}: {} ({} bytes) -> {}",
+                                x.index,
+                                x.id,
+                                x.media_type,
+                                size(x),
+                                f.display()
+                            ),
+                            None => println!(
+                                "  [{}] {}: {}",
+                                x.index,
+                                x.id,
+                                medfabric_records::demo::describe_section(&x.media_type, &x.bytes)
+                            ),
+                        }
                     }
                 },
             );
