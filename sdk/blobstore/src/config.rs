@@ -115,6 +115,39 @@ impl S3Config {
         }
     }
 
+    /// A configuration from the `MEDFABRIC_S3_*` settings that `scripts/minio.sh` writes and
+    /// the CLI reads from its environment: `MEDFABRIC_S3_ENDPOINT` (absent: AWS S3),
+    /// `MEDFABRIC_S3_REGION` (default `us-east-1`), `MEDFABRIC_S3_ACCESS_KEY_ID` and
+    /// `MEDFABRIC_S3_SECRET_ACCESS_KEY` (required), looked up with `var`. Plain `http://` is
+    /// allowed for a loopback endpoint only (a local MinIO). Validated.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error) naming the missing or invalid setting.
+    pub fn from_vars(
+        bucket: impl Into<String>,
+        key_prefix: Option<String>,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
+        let need = |k: &str| var(k).ok_or_else(|| Error::config(format!("s3: {k} is not set")));
+        let endpoint = var("MEDFABRIC_S3_ENDPOINT");
+        let loopback = endpoint.as_deref().is_some_and(|e| {
+            e.starts_with("http://127.0.0.1:") || e.starts_with("http://localhost:")
+        });
+        let mut config = Self::new(
+            endpoint,
+            bucket,
+            var("MEDFABRIC_S3_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+            S3Credentials::new(
+                need("MEDFABRIC_S3_ACCESS_KEY_ID")?,
+                need("MEDFABRIC_S3_SECRET_ACCESS_KEY")?,
+            ),
+        );
+        config.key_prefix = key_prefix;
+        config.dangerous_allow_http = loopback;
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks every field; returns the first problem found, naming the field.
     pub fn validate(&self) -> Result<(), Error> {
         validate_bucket(&self.bucket)?;

@@ -128,21 +128,12 @@ fn shared_server() -> &'static HashMap<String, String> {
 }
 
 fn s3_config(server: &HashMap<String, String>, key_prefix: &str) -> S3Config {
-    let endpoint = server["MEDFABRIC_S3_ENDPOINT"].clone();
-    let loopback =
-        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:");
-    let mut config = S3Config::new(
-        Some(endpoint),
+    S3Config::from_vars(
         server["MEDFABRIC_S3_BUCKET"].clone(),
-        server["MEDFABRIC_S3_REGION"].clone(),
-        S3Credentials::new(
-            server["MEDFABRIC_S3_ACCESS_KEY_ID"].clone(),
-            server["MEDFABRIC_S3_SECRET_ACCESS_KEY"].clone(),
-        ),
-    );
-    config.dangerous_allow_http = loopback; // a local test server only
-    config.key_prefix = Some(key_prefix.to_owned());
-    config
+        Some(key_prefix.to_owned()),
+        |k| server.get(k).filter(|v| !v.is_empty()).cloned(),
+    )
+    .unwrap()
 }
 
 /// Each case gets its own folder in the bucket, so cases run in parallel on one server.

@@ -898,29 +898,11 @@ pub fn blob_store_config(store: &Path) -> Result<BlobStoreConfig> {
         None => (rest.to_owned(), None),
     };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let need = |k: &str| {
-        env(k).ok_or_else(|| {
-            anyhow!("store {text}: set {k} (S3 credentials come from the environment)")
-        })
-    };
-    let endpoint = env("MEDFABRIC_S3_ENDPOINT");
-    let loopback = endpoint
-        .as_deref()
-        .is_some_and(|e| e.starts_with("http://127.0.0.1:") || e.starts_with("http://localhost:"));
-    let mut config = medfabric_blobstore::S3Config::new(
-        endpoint,
-        bucket,
-        env("MEDFABRIC_S3_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
-        medfabric_blobstore::S3Credentials::new(
-            need("MEDFABRIC_S3_ACCESS_KEY_ID")?,
-            need("MEDFABRIC_S3_SECRET_ACCESS_KEY")?,
-        ),
-    );
-    config.key_prefix = prefix;
-    config.dangerous_allow_http = loopback;
-    let config = BlobStoreConfig::S3(config);
-    config.validate().with_context(|| format!("store {text}"))?;
-    Ok(config)
+    let config =
+        medfabric_blobstore::S3Config::from_vars(bucket, prefix, env).with_context(|| {
+            format!("store {text}: S3 settings come from the MEDFABRIC_S3_* environment")
+        })?;
+    Ok(BlobStoreConfig::S3(config))
 }
 
 pub async fn proxy(cmd: ProxyCommand, settings: &Settings, _json: bool) -> Result<()> {

@@ -128,6 +128,24 @@ impl NetworkOrg {
         affiliation: &str,
         attributes: &[(&str, &str)],
     ) -> Result<Member> {
+        let enrollment = self
+            .register_and_enroll(enrollment_id, identity_type, affiliation, attributes)
+            .await?;
+        let certificate_pem = enrollment.certificate_pem().to_owned();
+        let (_, signer) = enrollment.into_gateway_parts(&self.msp_id).map_err(fail)?;
+        let der = signer.to_pkcs8_der().map_err(fail)?;
+        Member::new(enrollment_id, &self.msp_id, &certificate_pem, &der)
+    }
+
+    /// Registers `enrollment_id` through this organisation's registrar and enrols it with a
+    /// fresh key.
+    async fn register_and_enroll(
+        &self,
+        enrollment_id: &str,
+        identity_type: &str,
+        affiliation: &str,
+        attributes: &[(&str, &str)],
+    ) -> Result<Enrollment> {
         let mut registration = RegistrationRequest::new(enrollment_id)
             .identity_type(identity_type)
             .affiliation(affiliation);
@@ -139,18 +157,13 @@ impl NetworkOrg {
             .register(&self.registrar.credential(), &registration)
             .await
             .map_err(|e| fail(format!("registering {enrollment_id}: {e}")))?;
-        let enrollment = self
-            .ca
+        self.ca
             .enroll(
                 &EnrollmentRequest::new(enrollment_id, secret),
                 P256Signer::generate().map_err(fail)?,
             )
             .await
-            .map_err(|e| fail(format!("enrolling {enrollment_id}: {e}")))?;
-        let certificate_pem = enrollment.certificate_pem().to_owned();
-        let (_, signer) = enrollment.into_gateway_parts(&self.msp_id).map_err(fail)?;
-        let der = signer.to_pkcs8_der().map_err(fail)?;
-        Member::new(enrollment_id, &self.msp_id, &certificate_pem, &der)
+            .map_err(|e| fail(format!("enrolling {enrollment_id}: {e}")))
     }
 }
 
@@ -174,25 +187,9 @@ pub async fn enroll_at_test_network(
 ) -> Result<Member> {
     let org = NetworkOrg::connect(network_dir, org_key).await?;
     let affiliation = affiliation.unwrap_or(org.affiliation());
-    let mut registration = RegistrationRequest::new(enrollment_id)
-        .identity_type(identity_type)
-        .affiliation(affiliation);
-    for (name, value) in attributes {
-        registration = registration.ecert_attribute(*name, *value);
-    }
-    let secret = org
-        .ca
-        .register(&org.registrar.credential(), &registration)
-        .await
-        .map_err(|e| fail(format!("registering {enrollment_id}: {e}")))?;
     let enrollment = org
-        .ca
-        .enroll(
-            &EnrollmentRequest::new(enrollment_id, secret),
-            P256Signer::generate().map_err(fail)?,
-        )
-        .await
-        .map_err(|e| fail(format!("enrolling {enrollment_id}: {e}")))?;
+        .register_and_enroll(enrollment_id, identity_type, affiliation, attributes)
+        .await?;
     enrollment
         .write_msp_dir(out)
         .map_err(|e| fail(format!("writing the MSP folder {}: {e}", out.display())))?;
@@ -216,7 +213,7 @@ pub async fn enroll_at_test_network(
 pub fn test_network_object_store(
     network_dir: &Path,
 ) -> Result<Option<medfabric_blobstore::BlobStoreConfig>> {
-    use medfabric_blobstore::{BlobStoreConfig, S3Config, S3Credentials};
+    use medfabric_blobstore::{BlobStoreConfig, S3Config};
     let path = network_dir.join("minio").join("env");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -227,27 +224,14 @@ pub fn test_network_object_store(
         .lines()
         .filter_map(|l| l.trim().split_once('='))
         .collect();
-    let var = |k: &str| {
-        vars.get(k)
-            .map(|v| (*v).to_owned())
-            .ok_or_else(|| fail(format!("{}: {k} is missing", path.display())))
-    };
-    let endpoint = var("MEDFABRIC_S3_ENDPOINT")?;
-    let loopback =
-        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:");
-    let mut config = S3Config::new(
-        Some(endpoint),
-        var("MEDFABRIC_S3_BUCKET")?,
-        var("MEDFABRIC_S3_REGION")?,
-        S3Credentials::new(
-            var("MEDFABRIC_S3_ACCESS_KEY_ID")?,
-            var("MEDFABRIC_S3_SECRET_ACCESS_KEY")?,
-        ),
-    );
-    config.dangerous_allow_http = loopback;
-    let config = BlobStoreConfig::S3(config);
-    config
-        .validate()
+    let var = |k: &str| vars.get(k).map(|v| (*v).to_owned());
+    let bucket = var("MEDFABRIC_S3_BUCKET").ok_or_else(|| {
+        fail(format!(
+            "{}: MEDFABRIC_S3_BUCKET is missing",
+            path.display()
+        ))
+    })?;
+    let config = S3Config::from_vars(bucket, None, var)
         .map_err(|e| fail(format!("{}: {e}", path.display())))?;
-    Ok(Some(config))
+    Ok(Some(BlobStoreConfig::S3(config)))
 }
