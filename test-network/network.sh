@@ -207,6 +207,34 @@ network_alive() {
   done <"$STATE/pids"
 }
 
+# discovery_sees ORG CHANNEL CHAINCODE: true when ORG's peer (the gateway its clients use)
+# knows, through gossip, a peer of every organisation on CHANNEL that has CHAINCODE. Until then
+# its gateway answers "failed to find any endorsing peers for org(s): ..." to a transaction
+# that names those organisations as endorsers.
+discovery_sees() {
+  local org=$1 ch=$2 cc=$3 msp out
+  msp=$(user_msp "$org")
+  out=$(discover peers --channel "$ch" --server "127.0.0.1:$(peer_port "$org")" \
+    --peerTLSCA "$(peer_tlsca "$org")" --userKey "$(echo "$msp"/keystore/*)" \
+    --userCert "$(echo "$msp"/signcerts/*)" --MSP "$(org_msp "$org")" 2>/dev/null) || return 1
+  [ "$(jq --arg cc "$cc" '[.[] | select(.Chaincodes | index($cc)) | .MSPID] | unique | length' \
+    <<<"$out")" = "${#ORGS[@]}" ]
+}
+
+# wait_for_discovery CHAINCODE CHANNEL...: until every organisation's peer discovers CHAINCODE
+# on every organisation's peer on each CHANNEL (gossip needs a few seconds after a deploy or
+# a peer restart).
+wait_for_discovery() {
+  local cc=$1 ch org
+  shift
+  for ch in "$@"; do
+    for org in "${ORGS[@]}"; do
+      wait_until "$(peer_name "$org") to discover $cc on every organisation's peer on $ch" 60 "" \
+        "$STATE/logs/$(peer_name "$org").log" discovery_sees "$org" "$ch" "$cc"
+    done
+  done
+}
+
 # ---------------------------------------------------------------------------------------------
 # Fabric CA: one fabric-ca-server per peer organisation (home $STATE/ca/<org>/, log
 # $STATE/logs/ca-<org>.log). It signs with the organisation's cryptogen CA key and certificate,
@@ -806,6 +834,9 @@ cmd_deploy() {
     wait_until "chaincode server $name on 127.0.0.1:$port" 20 "$pid" "$STATE/logs/chaincode-$name.log" port_busy "$port"
     log "chaincode server $name started (pid $pid, log $STATE/logs/chaincode-$name.log)"
   fi
+  # every gateway must know every organisation's endorsing peer before a client uses it
+  # shellcheck disable=SC2086 # $channels is a space-separated list
+  wait_for_discovery "$name" $channels
   log "deployed $name on: $channels in $(elapsed "$t0") s"
 }
 
@@ -850,6 +881,14 @@ cmd_start_peer() {
     FABRIC_LOGGING_FORMAT="$LOG_FORMAT" "$FABRIC_BIN/peer" node start)
   wait_until "$name operations endpoint" 30 "$pid" "$STATE/logs/$name.restart.log" \
     http_ok "http://127.0.0.1:$(peer_ops_port "$org")/healthz"
+  # back in every gateway's view for each deployed chaincode
+  local f cc channels
+  for f in "$STATE"/ccaas/*/committed-*; do
+    [ -f "$f" ] || continue
+    cc=$(basename "$(dirname "$f")")
+    channels=$(basename "$f")
+    wait_for_discovery "$cc" "${channels#committed-}"
+  done
   log "$name started (pid $pid, log $STATE/logs/$name.restart.log)"
 }
 

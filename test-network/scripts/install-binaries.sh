@@ -36,7 +36,7 @@ FABRIC_MODULE=github.com/hyperledger/fabric
 FABRIC_VERSION=v1.4.0-rc1.0.20230405174026-695dd57e01c2 # main of 2023-04-05, commit 695dd57e01c2
 FABRIC_KEY=695dd57e01c2
 FABRIC_STAMP=3.0.0-snapshot.20230405 # reported by `peer version` (Version), CommitSHA=$FABRIC_KEY
-FABRIC_CMDS=(peer orderer configtxgen osnadmin cryptogen configtxlator)
+FABRIC_CMDS=(peer orderer configtxgen osnadmin cryptogen configtxlator discover)
 
 CA_MODULE=github.com/hyperledger/fabric-ca
 CA_VERSION=v1.5.15
