@@ -658,6 +658,13 @@ fn bad_input_is_refused_precisely_and_writes_nothing() {
         (St, User::Physician, call("Record:Create", &[&with(fresh.clone(), &["owner"], json!("patient-1"))]), "is not a pseudonym"),
         (St, User::Physician, call("Record:Create", &[&with(fresh.clone(), &["owner"], json!("0".repeat(64)))]), "is not registered"),
         (St, User::Physician, call("Record:Create", &[&with(fresh.clone(), &["extra"], json!(1))]), "unknown field `extra`"),
+        // the manifest in transient field `record` (empty argument): same checks, named so
+        (St, User::Physician, call("Record:Create", &[""]), "argument record is empty and there is no transient field \"record\""),
+        (St, User::Physician, call("Record:Create", &[&fresh.to_string()]).transient("record", fresh.to_string().as_bytes()), "record given twice"),
+        (St, User::Physician, call("Record:Create", &[""]).transient("record", b"{"), "transient field record is not valid"),
+        (St, User::Physician, call("Record:Create", &[""]).transient("record", with(fresh.clone(), &["version"], json!(0)).as_bytes()), "transient field record: version starts at 1"),
+        (St, User::Physician, call("Record:Create", &[""]).transient("record", &vec![b' '; 3 << 20]), "transient field record is 3145728 bytes, the limit is 2097152"),
+        (St, User::Physician, call("Record:NewVersion", &[""]).transient("record", with(fresh.clone(), &["extra"], json!(1)).as_bytes()), "transient field record is not valid: field extra: unknown field `extra`"),
         (St, User::Physician, call("Record:Create", &[&with(fresh.clone(), &["recordId"], json!(rec))]), "already exists"),
         (St, User::Physician, call("Record:Create", &[&huge]), "the limit is 2097152"),
         (St, User::Physician, call("Record:Create", &[&fresh.to_string(), "extra"]), "takes 1 arguments"),

@@ -850,9 +850,7 @@ pub async fn identity(cmd: IdentityCommand, settings: &Settings, json: bool) -> 
             let owner = owner(&s)?;
             let endorsers: Vec<&str> = endorse.iter().map(String::as_str).collect();
             let mut rng = rand::rngs::OsRng;
-            s.records
-                .register_owner(&mut rng, &owner, None, &endorsers)
-                .await?;
+            s.records.register_owner(&owner, &endorsers).await?;
             // The patient number goes in a transaction of its own, endorsed by the holding
             // hospital alone: no other organisation's peer sees it.
             if let Some(number) = &patient_number {

@@ -401,7 +401,7 @@ impl Environment {
         // The patient number is not part of the registration, which other organisations
         // endorse: it is mapped on the patient's hospital alone.
         self.records
-            .register_owner(&mut rng, &self.cast.patient, None, &endorsers)
+            .register_owner(&self.cast.patient, &endorsers)
             .await?;
         self.records
             .map_patient_number(&mut rng, self.cast.patient.member(), "H1-0042")

@@ -257,31 +257,18 @@ impl Records {
     }
 
     /// Registers the owner's pseudonym on `storage` (`Pseudonym:Register`), with its
-    /// fragment-signing key as PRE key and, optionally, the hospital patient number (private
-    /// data, salted). Idempotent: an already registered pseudonym is fine. On a real network,
-    /// name the `endorsers` (private data writes: the gateway cannot choose them itself).
+    /// fragment-signing key as PRE key. Idempotent: an already registered pseudonym is fine.
+    /// On a real network, name the `endorsers`. A hospital patient number is mapped
+    /// separately, by the holding hospital alone ([`Records::map_patient_number`]).
     ///
     /// # Errors
     /// [`Error::Index`].
-    pub async fn register_owner(
-        &self,
-        rng: &mut impl CryptoRngCore,
-        owner: &Owner,
-        patient_number: Option<&str>,
-        endorsers: &[&str],
-    ) -> Result<()> {
+    pub async fn register_owner(&self, owner: &Owner, endorsers: &[&str]) -> Result<()> {
         let registration = json!({
             "preKeys": [b64(&owner.fragment_verifying_key().to_compressed_bytes())],
         });
-        let mut call =
+        let call =
             Call::new("Pseudonym:Register", [registration.to_string()]).endorsed_by(endorsers);
-        if let Some(number) = patient_number {
-            let mut salt = [0u8; 16];
-            rng.fill_bytes(&mut salt);
-            call = call
-                .transient("patientNumber", number.as_bytes())
-                .transient("patientNumberSalt", &salt);
-        }
         match self
             .ledger
             .submit(&owner.member, ChannelKind::Storage, &call)

@@ -778,7 +778,10 @@ impl Records {
         } else {
             "Record:NewVersion"
         };
-        let call = Call::new(function, [prepared.index_input().to_string()]);
+        // The manifest goes in transient data: the index the chaincode writes is its copy in
+        // the transaction, so it is not carried a second time as the argument.
+        let call = Call::new(function, [""])
+            .transient("record", prepared.index_input().to_string().as_bytes());
         match self
             .ledger
             .submit(author, ChannelKind::Storage, &call)

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use medfabric_policy::{Limits, Policy};
 use medfabric_shim::contract::FromArg;
 use medfabric_shim::error::ContractError;
+use medfabric_shim::ledger::Ledger;
 
 /// Size limits of every field. They bound what one transaction may write and what the
 /// chaincode allocates while decoding.
@@ -507,11 +508,12 @@ pub trait ArgSpec: DeserializeOwned {
 #[derive(Clone, Debug)]
 pub struct Input<T>(pub T);
 
-impl<T: ArgSpec> FromArg for Input<T> {
-    fn from_arg(bytes: &[u8], name: &str) -> Result<Self, ContractError> {
+impl<T: ArgSpec> Input<T> {
+    /// Decodes `bytes`; `what` names where they came from in errors (`argument record`).
+    fn decode(bytes: &[u8], what: &str) -> Result<Self, ContractError> {
         if bytes.len() > T::MAX_BYTES {
             return Err(bad(format!(
-                "argument {name} is {} bytes, the limit is {}",
+                "{what} is {} bytes, the limit is {}",
                 bytes.len(),
                 T::MAX_BYTES
             )));
@@ -520,24 +522,67 @@ impl<T: ArgSpec> FromArg for Input<T> {
         let value: T = serde_path_to_error::deserialize(&mut decoder).map_err(|e| {
             let path = e.path().to_string();
             if path == "." {
-                bad(format!("argument {name} is not valid: {}", e.into_inner()))
+                bad(format!("{what} is not valid: {}", e.into_inner()))
             } else {
                 bad(format!(
-                    "argument {name} is not valid: field {path}: {}",
+                    "{what} is not valid: field {path}: {}",
                     e.into_inner()
                 ))
             }
         })?;
         decoder
             .end()
-            .map_err(|e| bad(format!("argument {name} is not valid: {e}")))?;
-        value
-            .check()
-            .map_err(|e| bad(format!("argument {name}: {e}")))?;
+            .map_err(|e| bad(format!("{what} is not valid: {e}")))?;
+        value.check().map_err(|e| bad(format!("{what}: {e}")))?;
         Ok(Self(value))
+    }
+}
+
+impl<T: ArgSpec> FromArg for Input<T> {
+    fn from_arg(bytes: &[u8], name: &str) -> Result<Self, ContractError> {
+        Self::decode(bytes, &format!("argument {name}"))
     }
     fn schema() -> Value {
         json!({"type": "object"})
+    }
+}
+
+/// A JSON input given as its argument or, when that argument is empty, as the transient
+/// field of the same name. Transient data stays out of the transaction: a large input that
+/// the transaction writes to the ledger anyway (a record's manifest is the index) then
+/// travels once, in the write set, instead of twice. Either way it is decoded and checked
+/// exactly like [`Input`].
+#[derive(Clone, Debug)]
+pub struct InputOrTransient<T>(Option<Input<T>>);
+
+impl<T: ArgSpec> InputOrTransient<T> {
+    /// The input, from the argument or from transient field `name`; refuses both or neither.
+    ///
+    /// # Errors
+    /// A bad-input error naming where the input came from and what is wrong with it.
+    pub fn resolve(self, ledger: &dyn Ledger, name: &str) -> Result<T, ContractError> {
+        match (self.0, ledger.transient().get(name)) {
+            (Some(_), Some(_)) => Err(bad(format!(
+                "{name} given twice: as the argument and as transient field {name:?}; give it once"
+            ))),
+            (Some(input), None) => Ok(input.0),
+            (None, Some(bytes)) => Ok(Input::decode(bytes, &format!("transient field {name}"))?.0),
+            (None, None) => Err(bad(format!(
+                "argument {name} is empty and there is no transient field {name:?}: pass the {name} as the argument or, with an empty argument, as transient field {name:?}"
+            ))),
+        }
+    }
+}
+
+impl<T: ArgSpec> FromArg for InputOrTransient<T> {
+    fn from_arg(bytes: &[u8], name: &str) -> Result<Self, ContractError> {
+        if bytes.is_empty() {
+            return Ok(Self(None));
+        }
+        Input::from_arg(bytes, name).map(|i| Self(Some(i)))
+    }
+    fn schema() -> Value {
+        json!({"type": ["object", "string"], "description": "JSON, or empty with the JSON in the transient field of the same name"})
     }
 }
 

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | [`policy`] `Policy` | both | `Init(adminPolicy)`, `Set(name, policy)`, `Retire(name)`; queries `Get(name)`, `List()`, `History(name)` |
 //! | [`pseudonym`] `Pseudonym` | storage | `Register(registration)` + transient `escrowShares`; `MapPatient()` + transient `patientNumber`, `patientNumberSalt` (endorsed by the caller's hospital alone); query `Get(pseudonym)` |
-//! | [`record`] `Record` | storage | `Create(record)`, `NewVersion(record)`, `UpdateRights(recordId, rights)`, `Read(recordId, purpose)`, `BreakGlass(recordId, reason)`; queries `Fetch(ticket)`, `Get(recordId)`, `History(recordId)` |
+//! | [`record`] `Record` | storage | `Create(record)`, `NewVersion(record)` (the record as argument, or empty with transient `record`), `UpdateRights(recordId, rights)`, `Read(recordId, purpose)`, `BreakGlass(recordId, reason)`; queries `Fetch(ticket)`, `Get(recordId)`, `History(recordId)` |
 //! | [`sharing`] `Sharing` | sharing | `Publish(share)`, `Withdraw(shareId)`, `Request(request)`, `Grant(grant)`, `Revoke(requestId, reason)`, `CheckGrant(requestId)`, `Open(requestId)`; queries `Fetch(ticket)`, `Get(shareId)`, `GetRequest(requestId)`, `ListRequests(shareId)` |
 //! | [`audit`] `Audit` | both (review: storage) | `Review(breakGlassId, verdict, note)`; queries `List(owner, pageSize, bookmark)`, `PendingReview()` |
 //!

@@ -17,8 +17,8 @@ use super::breakglass::{self, BreakGlassAccess};
 use super::ces::CesClaim;
 use super::context::{Actor, Caller, ChannelRole, TxTime, short};
 use super::input::{
-    ArgSpec, Bytes, ContentType, Digest, Fingerprint, Id, Input, Location, Purpose, Reason, Ticket,
-    bad, check_count, check_unique, denied, limits, rejected,
+    ArgSpec, Bytes, ContentType, Digest, Fingerprint, Id, Input, InputOrTransient, Location,
+    Purpose, Reason, Ticket, bad, check_count, check_unique, denied, limits, rejected,
 };
 use super::policy::{self, names};
 use super::pseudonym;
@@ -1008,15 +1008,15 @@ pub fn contract(config: Arc<Config>) -> Contract {
         .submit(
             "Create",
             &["record"],
-            move |l: &dyn Ledger, (input,): (Input<RecordInput>,)| {
-                create(l, &c1, input.0).map(Json)
+            move |l: &dyn Ledger, (input,): (InputOrTransient<RecordInput>,)| {
+                create(l, &c1, input.resolve(l, "record")?).map(Json)
             },
         )
         .submit(
             "NewVersion",
             &["record"],
-            move |l: &dyn Ledger, (input,): (Input<RecordInput>,)| {
-                new_version(l, &c2, input.0).map(Json)
+            move |l: &dyn Ledger, (input,): (InputOrTransient<RecordInput>,)| {
+                new_version(l, &c2, input.resolve(l, "record")?).map(Json)
             },
         )
         .submit(

@@ -656,13 +656,14 @@ pub fn scenario(b: &mut dyn Backend, run: &str) {
         "the patient number stays private"
     );
 
-    // 1. The physician of Hospital1 stores the record.
+    // 1. The physician of Hospital1 stores the record (the manifest in transient data, as the
+    //    SDK sends it: the index in the write set is its only copy in the transaction).
     let record = record_json(b, User::Physician, &record_id, 1, &patient).to_string();
     let created = submit_ok(
         b,
         Channel::Storage,
         User::Physician,
-        call("Record:Create", &[&record]),
+        call("Record:Create", &[""]).transient("record", record.as_bytes()),
     );
     assert_eq!(created["version"], json!(1));
     assert_eq!(created["owner"], json!(patient));
