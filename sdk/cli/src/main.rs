@@ -9,6 +9,7 @@ mod bench;
 mod config;
 mod demo;
 mod network;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

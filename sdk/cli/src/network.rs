@@ -388,7 +388,11 @@ fn write_sections(out: &Path, sections: &[medfabric_records::OpenedSection]) -> 
 }
 
 pub async fn record(cmd: RecordCommand, settings: &Settings, json: bool) -> Result<()> {
-    let s = session(settings).await?;
+    let mut s = session(settings).await?;
+    // bars for attachments streamed to and from the object store (terminal only)
+    if let Some(bars) = crate::progress::Bars::for_terminal(json) {
+        s.records = s.records.with_progress(Arc::new(bars));
+    }
     let mut rng = rand::rngs::OsRng;
     match cmd {
         RecordCommand::Key { record_id } => {

@@ -56,6 +56,7 @@ pub mod identity;
 pub mod layout;
 pub mod ledger;
 pub mod pki;
+pub mod progress;
 pub mod proxy;
 pub mod share;
 pub mod store;
@@ -66,6 +67,7 @@ use std::sync::Arc;
 pub use error::{Error, LedgerError, Result, Stage};
 pub use identity::Member;
 pub use ledger::{Call, ChannelKind, Committed, EmbeddedLedger, GatewayLedger, LedgerClient};
+pub use progress::{Direction, TransferProgress};
 pub use share::{AccessedShare, GrantReport, Grantee, OpenedSection, Owner, PublishRequest};
 pub use store::{
     AttachmentFile, IndexOutcome, PreparedRecord, RecordDraft, SectionCiphertext, StoredRecord,
@@ -76,12 +78,24 @@ use medfabric_blobstore::BlobStore;
 
 /// The record pipeline: a ledger, an object store, the CA roots that authors and proxies
 /// must chain to, and an HTTP client for proxies. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Records {
     ledger: Arc<dyn LedgerClient>,
     blobs: BlobStore,
     roots: Vec<String>,
     proxies: proxy::ProxyClient,
+    progress: Option<Arc<dyn TransferProgress>>,
+}
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Records")
+            .field("ledger", &self.ledger)
+            .field("blobs", &self.blobs)
+            .field("roots", &self.roots.len())
+            .field("progress", &self.progress.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Records {
@@ -93,7 +107,16 @@ impl Records {
             blobs,
             roots,
             proxies: proxy::ProxyClient::new(),
+            progress: None,
         }
+    }
+
+    /// Reports the bytes of streamed section transfers (attachments uploaded from files,
+    /// sections opened into a folder) to `progress`.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Arc<dyn TransferProgress>) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// The ledger client.

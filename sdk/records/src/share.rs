@@ -21,6 +21,7 @@ use crate::error::{Error, LedgerError, Result};
 use crate::identity::{Member, certificate_key};
 use crate::layout::{self, Frame, Location, ObjectManifest};
 use crate::ledger::{Call, ChannelKind};
+use crate::progress::{Direction, Transfer};
 use crate::proxy::{FragmentDelivery, ProxyEndpoint, VerifiedProxy, seal_fragment};
 use crate::store::wrap_context;
 use crate::wire::{
@@ -361,6 +362,13 @@ impl Records {
             Ok(s) => s,
             Err(e) => return Err(download_error(&digest, e)),
         };
+        let transfer = Transfer::begin(
+            self.progress.as_ref(),
+            Direction::Download,
+            sid.as_str(),
+            size,
+        );
+        let reporter = transfer.reporter();
 
         // Segment boundaries follow from the size the manifest pins (checked by the stream).
         let mut pending: Vec<u8> = Vec::with_capacity(envelope::HEADER_LEN);
@@ -374,6 +382,7 @@ impl Records {
                 Ok(c) => c,
                 Err(e) => return Err(download_error(&digest, e)),
             };
+            reporter.advance(chunk.len());
             if failed.is_some() {
                 continue; // drain: a digest mismatch is reported before a decryption failure
             }
@@ -436,6 +445,7 @@ impl Records {
         drop(file);
         let dest = dir.join(section_file_name(index, sid));
         temp_path.persist(&dest).map_err(|e| write_error(e.error))?;
+        transfer.complete();
         Ok((media_type, dest))
     }
 

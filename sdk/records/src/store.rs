@@ -36,6 +36,7 @@ use crate::error::{Error, LedgerError, Result};
 use crate::identity::Member;
 use crate::layout::{self, Location, ManifestSection, ObjectManifest};
 use crate::ledger::{Call, ChannelKind};
+use crate::progress::{Direction, Transfer};
 use crate::wire::{self, RecordSummary, b64};
 
 /// What to store: a record's sections, whose it is, and who may open each section.
@@ -751,12 +752,27 @@ impl Records {
         digest: Digest,
         file: &StreamedCiphertext,
     ) -> Result<UploadOutcome> {
+        use futures_util::StreamExt as _;
+        let transfer = Transfer::begin(
+            self.progress.as_ref(),
+            Direction::Upload,
+            file.section_id.as_str(),
+            file.size,
+        );
+        let reporter = transfer.reporter();
+        let input = replay_stream(file).inspect(move |chunk| {
+            if let Ok(bytes) = chunk {
+                reporter.advance(bytes.len());
+            }
+        });
         let receipt = self
             .blobs
-            .put_stream_expecting(&digest, file.size, replay_stream(file))
+            .put_stream_expecting(&digest, file.size, input)
             .await
             .map_err(Error::Upload)?;
-        self.check_stored(digest, file.size, receipt).await
+        let outcome = self.check_stored(digest, file.size, receipt).await?;
+        transfer.complete();
+        Ok(outcome)
     }
 
     /// Submits the index on `storage` (`Record:Create` for version 1, `Record:NewVersion`

@@ -490,3 +490,113 @@ async fn a_tampered_large_object_yields_no_file() {
     );
     env.shutdown().await;
 }
+
+/// Records every progress call, for [`streamed_transfers_report_their_progress`].
+#[derive(Default)]
+struct ProgressLog(std::sync::Mutex<Vec<(String, u64)>>);
+
+impl medfabric_records::TransferProgress for ProgressLog {
+    fn begin(&self, direction: medfabric_records::Direction, object: &str, total: u64) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((format!("begin {direction:?} {object}"), total));
+    }
+    fn advance(&self, bytes: u64) {
+        self.0.lock().unwrap().push(("advance".into(), bytes));
+    }
+    fn end(&self, completed: bool) {
+        self.0.lock().unwrap().push((format!("end {completed}"), 0));
+    }
+}
+
+impl ProgressLog {
+    /// The transfers as (begin label, total, sum of advances, end label), in order.
+    fn transfers(&self) -> Vec<(String, u64, u64, String)> {
+        let mut out: Vec<(String, u64, u64, String)> = Vec::new();
+        for (what, n) in self.0.lock().unwrap().drain(..) {
+            if what.starts_with("begin") {
+                out.push((what, n, 0, String::new()));
+            } else if what == "advance" {
+                out.last_mut().expect("advance after begin").2 += n;
+            } else {
+                let last = out.last_mut().expect("end after begin");
+                assert!(last.3.is_empty(), "a transfer ended twice");
+                last.3 = what;
+            }
+        }
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn streamed_transfers_report_their_progress() {
+    let mut env = common::environment(2).await;
+    let log = Arc::new(ProgressLog::default());
+    env.records = env.records.clone().with_progress(log.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("ct.dcm");
+    common::write_attachment(&src, 7, 2 * 1024 * 1024 + 9);
+    let fhir = demo::default_sections().unwrap()[..1].to_vec();
+    let (stored, request_id) = common::granted_attachment(&env, "progress", fhir, &src).await;
+    assert!(stored.sections.iter().any(|s| s == "ct-series"));
+    let uploads = log.transfers();
+    // The FHIR section is in memory and small: only the attachment's object is reported, in
+    // full, once, ending as completed.
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    let (begin, total, sent, end) = &uploads[0];
+    assert_eq!(begin, "begin Upload ct-series");
+    assert!(
+        *total > 2 * 1024 * 1024 + 9,
+        "ciphertext is larger than the file"
+    );
+    assert_eq!(sent, total);
+    assert_eq!(end, "end true");
+
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    env.records
+        .access_to_dir(
+            &env.cast.researcher,
+            &request_id,
+            &env.proxy_endpoints(),
+            &out,
+        )
+        .await
+        .unwrap();
+    let downloads = log.transfers();
+    assert_eq!(
+        downloads,
+        [(
+            "begin Download ct-series".to_owned(),
+            *total,
+            *total,
+            "end true".to_owned()
+        )]
+    );
+
+    // A tampered object: the transfer ends, as failed.
+    let largest = demo::files_under(&env.store_dir.join("objects"))
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&largest).unwrap();
+    bytes[7] ^= 0x01;
+    std::fs::write(&largest, &bytes).unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    env.records
+        .access_to_dir(
+            &env.cast.researcher,
+            &request_id,
+            &env.proxy_endpoints(),
+            &out,
+        )
+        .await
+        .expect_err("tampered");
+    let failed = log.transfers();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "begin Download ct-series");
+    assert_eq!(failed[0].3, "end false");
+    env.shutdown().await;
+}
