@@ -81,20 +81,51 @@ as hospital1 "$work/admin" -- policy set auditor "role:auditor" >/dev/null
 out=$(as hospital1 "$work/dr" -- policy set auditor "role:physician" 2>&1) && fail "a physician changed a policy: $out"
 grep -qi "denied" <<<"$out" || fail "unclear denial for a non-admin policy change: $out"
 
-say "three proxies (medfabric proxy serve)"
+say "three proxies (medfabric proxy serve, HTTPS with certificates from their organisations' TLS CAs)"
+# proxy_tls ORG NAME -> writes $work/NAME-tls.{key,crt}: a server certificate for 127.0.0.1
+# signed by ORG's TLS CA (the one that issued its peer's TLS certificate).
+proxy_tls() {
+  local org=$1 name=$2 tlsca
+  tlsca=$state/crypto/peerOrganizations/$org.medfabric.local/tlsca
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/$name-tls.key" 2>/dev/null
+  openssl req -new -key "$work/$name-tls.key" -subj "/CN=$name.$org.medfabric.local" -out "$work/$name-tls.csr"
+  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n' \
+    >"$work/$name-tls.ext"
+  openssl x509 -req -in "$work/$name-tls.csr" -CA "$tlsca"/tlsca.*-cert.pem -CAkey "$tlsca/priv_sk" \
+    -set_serial "0x$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')" -days 2 \
+    -extfile "$work/$name-tls.ext" -out "$work/$name-tls.crt" 2>/dev/null
+}
+tls_roots=$(for org in hospital1 hospital2 research; do
+  printf '%s,' "$state"/crypto/peerOrganizations/$org.medfabric.local/tlsca/tlsca.*-cert.pem
+done)
+export MEDFABRIC_PROXY_TLS_ROOTS=${tls_roots%,}
+out=$(as hospital1 "$work/proxy1" -- proxy serve --listen 0.0.0.0:0 2>&1) &&
+  fail "a proxy served plain HTTP beyond loopback: $out"
+grep -q "needs TLS" <<<"$out" || fail "unclear refusal of plain HTTP beyond loopback: $out"
 ports=()
 for i in 1 2 3; do
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   ports+=("$port")
   org=$(sed -n "${i}p" <<<$'hospital1\nhospital2\nresearch')
+  proxy_tls "$org" "proxy$i"
   as "$org" "$work/proxy$i" -- proxy serve --listen "127.0.0.1:$port" --storage "$work/proxy$i-storage" \
-    >"$work/proxy$i.log" 2>&1 &
+    --tls-cert "$work/proxy$i-tls.crt" --tls-key "$work/proxy$i-tls.key" >"$work/proxy$i.log" 2>&1 &
   proxy_pids+=($!)
 done
-for port in "${ports[@]}"; do
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+for i in 0 1 2; do # up? (the certificate is checked below and by every client call)
+  up=0
+  for _ in $(seq 100); do
+    curl -sk -o /dev/null "https://127.0.0.1:${ports[$i]}/v1/info" && { up=1; break; }
+    sleep 0.1
+  done
+  [ $up = 1 ] || fail "proxy $((i + 1)) did not come up: $(cat "$work/proxy$((i + 1)).log")"
 done
-export MEDFABRIC_PROXIES=http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[1]},http://127.0.0.1:${ports[2]}
+# The proxies answer HTTPS only, with a certificate their organisation's TLS CA signed.
+curl -s -o /dev/null "http://127.0.0.1:${ports[1]}/v1/info" && fail "a proxy answered plain HTTP"
+h2ca=$(ls "$state"/crypto/peerOrganizations/hospital2.medfabric.local/tlsca/tlsca.*-cert.pem)
+curl -sf -o /dev/null --cacert "$h2ca" "https://127.0.0.1:${ports[1]}/v1/info" ||
+  fail "proxy 2's certificate does not verify against Hospital2's TLS CA"
+export MEDFABRIC_PROXIES=https://127.0.0.1:${ports[0]},https://127.0.0.1:${ports[1]},https://127.0.0.1:${ports[2]}
 
 say "a record: register, put, get"
 as hospital1 "$work/pn" -- identity register --patient-number "H1-$tag" >/dev/null

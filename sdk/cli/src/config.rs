@@ -18,6 +18,7 @@
 //! wallet = "~/.config/medfabric/wallet"       # MEDFABRIC_WALLET: owner and grantee PRE keys
 //! proxies = ["http://10.0.0.5:7300"]          # MEDFABRIC_PROXIES (comma-separated)
 //! roots = ["/path/to/ca-cert.pem"]            # MEDFABRIC_ROOTS (comma-separated): consortium CA roots
+//! proxy_tls_roots = ["/path/to/tlsca.pem"]    # MEDFABRIC_PROXY_TLS_ROOTS (comma-separated): TLS CAs of https:// proxies
 //! ```
 
 use std::fmt::Write as _;
@@ -39,6 +40,7 @@ struct FileConfig {
     wallet: Option<PathBuf>,
     proxies: Option<Vec<String>>,
     roots: Option<Vec<PathBuf>>,
+    proxy_tls_roots: Option<Vec<PathBuf>>,
 }
 
 /// A value and where it came from.
@@ -70,6 +72,7 @@ pub struct Settings {
     pub wallet: Sourced<PathBuf>,
     pub proxies: Sourced<Vec<String>>,
     pub roots: Sourced<Vec<PathBuf>>,
+    pub proxy_tls_roots: Sourced<Vec<PathBuf>>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -192,6 +195,15 @@ impl Settings {
                 });
                 Sourced::new(s.value.into_iter().map(expand).collect(), s.source)
             },
+            proxy_tls_roots: {
+                let s = pick!(
+                    "MEDFABRIC_PROXY_TLS_ROOTS",
+                    proxy_tls_roots,
+                    Vec::new(),
+                    |v: String| { list(&v).into_iter().map(PathBuf::from).collect::<Vec<_>>() }
+                );
+                Sourced::new(s.value.into_iter().map(expand).collect(), s.source)
+            },
             file,
         };
         Ok(settings)
@@ -238,6 +250,16 @@ impl Settings {
                     .join(","),
                 &self.roots.source,
             ),
+            (
+                "proxy_tls_roots",
+                self.proxy_tls_roots
+                    .value
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                &self.proxy_tls_roots.source,
+            ),
         ];
         if json {
             let map: serde_json::Map<String, serde_json::Value> = rows
@@ -261,7 +283,7 @@ impl Settings {
                 .map_or_else(|| "(none found)".to_owned(), |f| f.display().to_string())
         );
         for (k, v, s) in rows {
-            let _ = writeln!(out, "{k:<10} = {v:<50} [{s}]");
+            let _ = writeln!(out, "{k:<15} = {v:<50} [{s}]");
         }
         print!("{out}");
     }

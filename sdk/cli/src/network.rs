@@ -226,6 +226,13 @@ pub enum ProxyCommand {
         /// Burst per grantee.
         #[arg(long, default_value_t = 10.0)]
         burst: f64,
+        /// Serve HTTPS with this certificate (PEM chain, from your organisation's TLS CA;
+        /// it must name the address clients use). Required unless listening on loopback.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The TLS certificate's private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 
@@ -244,6 +251,16 @@ struct Session {
     records: Records,
     member: Member,
     wallet: PathBuf,
+}
+
+fn read_pem_files(paths: &[PathBuf], what: &str) -> Result<Vec<String>> {
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {what} {}", p.display()))
+        })
+        .collect()
 }
 
 fn read_roots(settings: &Settings) -> Result<Vec<String>> {
@@ -290,11 +307,14 @@ async fn session(settings: &Settings) -> Result<Session> {
             settings.store.value.display()
         )
     })?;
+    let proxy_tls_roots = read_pem_files(&settings.proxy_tls_roots.value, "proxy TLS root")?;
     let records = Records::new(
         Arc::new(ledger) as Arc<dyn LedgerClient>,
         blobs,
         read_roots(settings)?,
-    );
+    )
+    .with_proxy_tls_roots_if_any(&proxy_tls_roots)
+    .context("MEDFABRIC_PROXY_TLS_ROOTS / proxy_tls_roots: PEM files of the proxies' TLS CAs")?;
     Ok(Session {
         records,
         member,
@@ -913,7 +933,31 @@ pub async fn proxy(cmd: ProxyCommand, settings: &Settings, _json: bool) -> Resul
         storage,
         rate,
         burst,
+        tls_cert,
+        tls_key,
     } = cmd;
+    let tls = match (&tls_cert, &tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &PathBuf| {
+                std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+            };
+            let key_pem = zeroize::Zeroizing::new(read(key)?);
+            Some(
+                medfabric_records::proxy::tls::server_config(&read(cert)?, &key_pem)
+                    .context("--tls-cert / --tls-key")?,
+            )
+        }
+        _ => None,
+    };
+    let loopback = listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback())
+        || listen.starts_with("localhost:");
+    if tls.is_none() && !loopback {
+        anyhow::bail!(
+            "listening on {listen} needs TLS: pass --tls-cert and --tls-key (a certificate from your organisation's TLS CA naming this address), or listen on 127.0.0.1"
+        );
+    }
     let s = session(settings).await?;
     let secret = wallet_secret(&s.wallet, &s.member, "proxy-sealing", || {
         SecretKey::random(&mut rand::rngs::OsRng)
@@ -934,15 +978,19 @@ pub async fn proxy(cmd: ProxyCommand, settings: &Settings, _json: bool) -> Resul
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     eprintln!(
-        "proxy {} ({}) listening on http://{}; Ctrl-C stops it",
+        "proxy {} ({}) listening on {}://{}; Ctrl-C stops it",
         s.member.name(),
         &s.member.fingerprint()[..16],
+        if tls.is_some() { "https" } else { "http" },
         listener.local_addr()?
     );
-    medfabric_records::proxy::run(listener, service, async {
+    let stop = async {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    };
+    match tls {
+        Some(tls) => medfabric_records::proxy::run_tls(listener, tls, service, stop).await?,
+        None => medfabric_records::proxy::run(listener, service, stop).await?,
+    }
     Ok(())
 }
 

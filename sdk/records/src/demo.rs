@@ -69,6 +69,9 @@ pub struct DemoOptions {
     pub threshold: usize,
     /// Proxy settings (each proxy gets its own storage sub-folder when `store_dir` is set).
     pub proxy_config: ProxyConfig,
+    /// Proxies serve HTTPS with certificates from a demo TLS CA, which the pipeline trusts;
+    /// `false`: plain HTTP on the loopback interface.
+    pub proxy_tls: bool,
 }
 
 impl Default for DemoOptions {
@@ -80,6 +83,7 @@ impl Default for DemoOptions {
             proxies: 3,
             threshold: 2,
             proxy_config: ProxyConfig::default(),
+            proxy_tls: true,
         }
     }
 }
@@ -222,8 +226,10 @@ impl Environment {
             })
             .collect::<Result<_>>()?;
         let roots: Vec<String> = cas.iter().map(|c| c.certificate_pem().to_owned()).collect();
-        let records = Records::new(ledger.clone(), blobs.clone(), roots);
-        let handles = start_proxies(options, &proxies, &ledger, &store_dir).await?;
+        let (handles, proxy_tls_roots) =
+            start_proxies(options, &proxies, &ledger, &store_dir).await?;
+        let records = Records::new(ledger.clone(), blobs.clone(), roots)
+            .with_proxy_tls_roots_if_any(&proxy_tls_roots)?;
         let cast = Cast {
             admin,
             physician,
@@ -336,8 +342,10 @@ impl Environment {
             );
         }
         let roots: Vec<String> = orgs.iter().map(|o| o.root_pem.clone()).collect();
-        let records = Records::new(ledger.clone(), blobs.clone(), roots);
-        let handles = start_proxies(options, &proxies, &ledger, &store_dir).await?;
+        let (handles, proxy_tls_roots) =
+            start_proxies(options, &proxies, &ledger, &store_dir).await?;
+        let records = Records::new(ledger.clone(), blobs.clone(), roots)
+            .with_proxy_tls_roots_if_any(&proxy_tls_roots)?;
         let cast = Cast {
             admin,
             physician,
@@ -468,30 +476,41 @@ fn open_blob_store(options: &DemoOptions, store_dir: &Path) -> Result<(BlobStore
     Ok((blobs, description, remote))
 }
 
+/// Starts the proxies; with [`DemoOptions::proxy_tls`], each serves HTTPS with a certificate
+/// for 127.0.0.1 from a fresh demo TLS CA, whose certificate is returned as the roots.
 async fn start_proxies(
     options: &DemoOptions,
     members: &[Member],
     ledger: &Arc<dyn LedgerClient>,
     store_dir: &Path,
-) -> Result<Vec<ProxyHandle>> {
+) -> Result<(Vec<ProxyHandle>, Vec<String>)> {
     let mut rng = rand::rngs::OsRng;
+    let tls_ca = if options.proxy_tls {
+        Some(crate::pki::DemoCa::new("TLS")?)
+    } else {
+        None
+    };
     let mut handles = Vec::with_capacity(members.len());
     for (i, member) in members.iter().enumerate() {
         let mut config = options.proxy_config.clone();
         if config.storage_dir.is_none() {
             config.storage_dir = Some(store_dir.join(format!("proxy-{}", i + 1)));
         }
-        handles.push(
-            start_proxy(
-                member.clone(),
-                SecretKey::random(&mut rng),
-                ledger.clone(),
-                config,
-            )
-            .await?,
-        );
+        let sealing_key = SecretKey::random(&mut rng);
+        let handle = match &tls_ca {
+            Some(ca) => {
+                let (certificate, key) = ca.issue_tls_server("127.0.0.1")?;
+                let tls = crate::proxy::tls::server_config(certificate.as_bytes(), key.as_bytes())?;
+                start_proxy_tls(member.clone(), sealing_key, ledger.clone(), config, tls).await?
+            }
+            None => start_proxy(member.clone(), sealing_key, ledger.clone(), config).await?,
+        };
+        handles.push(handle);
     }
-    Ok(handles)
+    let roots = tls_ca
+        .map(|ca| vec![ca.certificate_pem().to_owned()])
+        .unwrap_or_default();
+    Ok((handles, roots))
 }
 
 /// Starts a proxy on `127.0.0.1:0`.
@@ -504,6 +523,31 @@ pub async fn start_proxy(
     ledger: Arc<dyn LedgerClient>,
     config: ProxyConfig,
 ) -> Result<ProxyHandle> {
+    spawn_proxy(member, sealing_key, ledger, config, None).await
+}
+
+/// As [`start_proxy`], serving HTTPS with `tls` ([`crate::proxy::tls::server_config`]; its
+/// certificate must name 127.0.0.1). The endpoint is `https://127.0.0.1:<port>`.
+///
+/// # Errors
+/// When the listener cannot be bound.
+pub async fn start_proxy_tls(
+    member: Member,
+    sealing_key: SecretKey,
+    ledger: Arc<dyn LedgerClient>,
+    config: ProxyConfig,
+    tls: Arc<tokio_rustls::rustls::ServerConfig>,
+) -> Result<ProxyHandle> {
+    spawn_proxy(member, sealing_key, ledger, config, Some(tls)).await
+}
+
+async fn spawn_proxy(
+    member: Member,
+    sealing_key: SecretKey,
+    ledger: Arc<dyn LedgerClient>,
+    config: ProxyConfig,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+) -> Result<ProxyHandle> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| Error::Read(format!("proxy listener: {e}")))?;
@@ -513,11 +557,26 @@ pub async fn start_proxy(
     let storage_dir = config.storage_dir.clone();
     let service = ProxyService::new(member, sealing_key, ledger, config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(crate::proxy::run(listener, service.clone(), async move {
+    let shutdown = async move {
         let _ = rx.await;
-    }));
+    };
+    let (scheme, task) = match tls {
+        Some(tls) => (
+            "https",
+            tokio::spawn(crate::proxy::run_tls(
+                listener,
+                tls,
+                service.clone(),
+                shutdown,
+            )),
+        ),
+        None => (
+            "http",
+            tokio::spawn(crate::proxy::run(listener, service.clone(), shutdown)),
+        ),
+    };
     Ok(ProxyHandle {
-        endpoint: ProxyEndpoint::new(format!("http://{addr}")),
+        endpoint: ProxyEndpoint::new(format!("{scheme}://{addr}")),
         service,
         storage_dir,
         shutdown: Some(tx),

@@ -26,7 +26,7 @@
 //!
 //! The pieces:
 //! - [`Records`]: the pipeline over a [`LedgerClient`] and a
-//!   [`BlobStore`](medfabric_blobstore::BlobStore): [`Records::store`],
+//!   [`BlobStore`]: [`Records::store`],
 //!   [`Records::publish`], [`Records::request`], [`Records::grant`], [`Records::access`],
 //!   [`Records::revoke`], [`Records::audit`].
 //! - [`ledger`]: [`LedgerClient`] with [`EmbeddedLedger`] (two in-memory channels running the
@@ -108,6 +108,29 @@ impl Records {
             roots,
             proxies: proxy::ProxyClient::new(),
             progress: None,
+        }
+    }
+
+    /// Reaches `https://` proxies, verifying their TLS certificates against `roots_pem` (the
+    /// consortium's TLS CA certificates). Without it only loopback proxies over plain HTTP
+    /// are reachable.
+    ///
+    /// # Errors
+    /// [`Error::Validate`] when the roots are malformed or empty.
+    pub fn with_proxy_tls_roots(mut self, roots_pem: &[String]) -> Result<Self> {
+        self.proxies = proxy::ProxyClient::with_tls_roots(roots_pem)?;
+        Ok(self)
+    }
+
+    /// [`with_proxy_tls_roots`](Self::with_proxy_tls_roots) when `roots_pem` is not empty.
+    ///
+    /// # Errors
+    /// As [`with_proxy_tls_roots`](Self::with_proxy_tls_roots).
+    pub fn with_proxy_tls_roots_if_any(self, roots_pem: &[String]) -> Result<Self> {
+        if roots_pem.is_empty() {
+            Ok(self)
+        } else {
+            self.with_proxy_tls_roots(roots_pem)
         }
     }
 

@@ -120,4 +120,30 @@ impl DemoCa {
         let certificate = params.signed_by(&key, &self.issuer).map_err(pki_error)?;
         Member::new(name, &self.msp_id, &certificate.pem(), key.serialized_der())
     }
+
+    /// Issues a TLS server certificate for the IP address `ip` (subject alternative name,
+    /// server-auth key usage). Returns the certificate and its private key, both PEM.
+    ///
+    /// # Errors
+    /// When `ip` is not an IP address or signing fails.
+    pub fn issue_tls_server(&self, ip: &str) -> Result<(String, zeroize::Zeroizing<String>)> {
+        let address: std::net::IpAddr = ip
+            .parse()
+            .map_err(|_| Error::Validate(format!("demo PKI: {ip:?} is not an IP address")))?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(pki_error)?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, ip);
+        params.distinguished_name = dn;
+        params.subject_alt_names = vec![rcgen::SanType::IpAddress(address)];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let (from, to) = validity_years();
+        params.not_before = rcgen::date_time_ymd(from, 1, 1);
+        params.not_after = rcgen::date_time_ymd(to, 1, 1);
+        let key = KeyPair::generate().map_err(pki_error)?;
+        let certificate = params.signed_by(&key, &self.issuer).map_err(pki_error)?;
+        Ok((
+            certificate.pem(),
+            zeroize::Zeroizing::new(key.serialize_pem()),
+        ))
+    }
 }

@@ -600,3 +600,87 @@ async fn streamed_transfers_report_their_progress() {
     assert_eq!(failed[0].3, "end false");
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn proxies_speak_tls_verified_against_the_consortium_roots_and_nothing_less() {
+    // The environment's proxies serve HTTPS with certificates from a demo TLS CA; the
+    // pipeline trusts that CA (every other test in this file goes through it).
+    let mut env = common::environment(1).await;
+    let endpoint = env.proxies[0].endpoint.clone();
+    assert!(
+        endpoint.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        endpoint.url
+    );
+    let roots = env.records.roots().to_vec();
+
+    // A client that trusts another CA refuses the proxy's certificate.
+    let other = medfabric_records::pki::DemoCa::new("TLS").unwrap();
+    let stranger = ProxyClient::with_tls_roots(&[other.certificate_pem().to_owned()]).unwrap();
+    let err = stranger.info(&endpoint, &roots).await.unwrap_err();
+    assert!(err.contains("unreachable"), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+
+    // No roots: an https:// proxy is refused before any connection.
+    let err = ProxyClient::new()
+        .info(&endpoint, &roots)
+        .await
+        .unwrap_err();
+    assert!(err.contains("no proxy TLS roots are configured"), "{err}");
+
+    // No downgrade: plain HTTP to the TLS port gets no answer...
+    let plain =
+        medfabric_records::proxy::ProxyEndpoint::new(endpoint.url.replacen("https", "http", 1));
+    assert!(ProxyClient::new().info(&plain, &roots).await.is_err());
+    // ...and plain HTTP beyond the loopback interface is never sent.
+    let remote = medfabric_records::proxy::ProxyEndpoint::new("http://192.0.2.7:7100");
+    let err = ProxyClient::new().info(&remote, &roots).await.unwrap_err();
+    assert!(
+        err.contains("only allowed to a proxy on this machine's loopback"),
+        "{err}"
+    );
+
+    // Garbage instead of a TLS handshake does not stop the proxy: the next client is served.
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let addr = endpoint.url.trim_start_matches("https://");
+        let mut junk = tokio::net::TcpStream::connect(addr).await.unwrap();
+        junk.write_all(b"GET /v1/info HTTP/1.1\r\n\r\n\x00\x01garbage")
+            .await
+            .unwrap();
+        let _ = junk.shutdown().await;
+    }
+    let g = common::granted(&env, "tls", 1).await;
+    let opened = env
+        .records
+        .access(&env.cast.researcher, &g.request_id, &env.proxy_endpoints())
+        .await
+        .unwrap();
+    assert_eq!(opened.sections.len(), g.shared.len());
+    env.shutdown().await;
+}
+
+#[test]
+fn proxy_tls_material_is_checked() {
+    let ca = medfabric_records::pki::DemoCa::new("TLS").unwrap();
+    let (certificate, key) = ca.issue_tls_server("127.0.0.1").unwrap();
+    assert!(
+        medfabric_records::proxy::tls::server_config(certificate.as_bytes(), key.as_bytes())
+            .is_ok()
+    );
+    // A key that is not the certificate's.
+    let (_, other_key) = ca.issue_tls_server("127.0.0.1").unwrap();
+    let err =
+        medfabric_records::proxy::tls::server_config(certificate.as_bytes(), other_key.as_bytes())
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("do not go together"), "{err}");
+    let err = medfabric_records::proxy::tls::server_config(
+        certificate.as_bytes(),
+        b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("proxy TLS"), "{err}");
+    assert!(ca.issue_tls_server("proxy.example").is_err());
+}

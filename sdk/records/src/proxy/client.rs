@@ -1,9 +1,11 @@
 //! The proxy client: info, fragment delivery, signed re-encryption requests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -12,17 +14,20 @@ use rand_core::RngCore;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::tls;
 use super::{
     FragmentDelivery, ProxyInfo, ReencryptRequest, ReencryptResponse, info_message,
     reencrypt_message,
 };
+use crate::error::Result;
 use crate::identity::{Member, certificate_key, fingerprint_of};
 use crate::wire::{b64, unb64};
 
 /// How long one proxy call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A proxy's address (`http://host:port`).
+/// A proxy's address: `https://host:port`, or `http://127.0.0.1:port` on the loopback
+/// interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProxyEndpoint {
     /// Base URL.
@@ -54,7 +59,9 @@ pub struct VerifiedProxy {
 /// An HTTP client for proxies.
 #[derive(Clone, Debug)]
 pub struct ProxyClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Whether TLS roots were given (`https://` proxies can be verified).
+    tls: bool,
 }
 
 impl Default for ProxyClient {
@@ -63,20 +70,88 @@ impl Default for ProxyClient {
     }
 }
 
+/// An error with its sources (the connector's "client error (Connect)" alone does not say
+/// that a certificate was refused).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// Why one call to one proxy failed (kept as text: the caller aggregates per proxy).
 fn failed(endpoint: &ProxyEndpoint, what: impl std::fmt::Display) -> String {
     format!("proxy {}: {what}", endpoint.url)
 }
 
 impl ProxyClient {
-    /// A client with a connection pool.
+    /// A client for proxies on the loopback interface (plain HTTP), with a connection pool.
     pub fn new() -> Self {
+        // No roots: `call` refuses https:// before any connection, so this config never
+        // verifies anything.
+        let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            b.with_root_certificates(tokio_rustls::rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        });
+        match config {
+            Ok(config) => Self::build(config, false),
+            // the provider supports the default versions: unreachable in practice
+            Err(e) => unreachable!("aws-lc-rs supports TLS 1.2 and 1.3: {e}"),
+        }
+    }
+
+    /// A client that reaches proxies over HTTPS, verifying their certificates against
+    /// `roots_pem` (the consortium's TLS CA certificates), and loopback proxies over HTTP.
+    ///
+    /// # Errors
+    /// [`crate::Error::Validate`] when the roots are malformed or empty.
+    pub fn with_tls_roots(roots_pem: &[String]) -> Result<Self> {
+        Ok(Self::build(tls::client_config(roots_pem)?, true))
+    }
+
+    fn build(config: tokio_rustls::rustls::ClientConfig, tls: bool) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(3)));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         Self {
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            http: Client::builder(TokioExecutor::new()).build(https),
+            tls,
         }
+    }
+
+    /// Refuses what must not be sent: HTTPS without roots to verify with, plain HTTP beyond
+    /// the loopback interface.
+    fn check_transport(&self, endpoint: &ProxyEndpoint) -> std::result::Result<(), String> {
+        if endpoint.url.starts_with("https://") {
+            if self.tls {
+                return Ok(());
+            }
+            return Err(failed(
+                endpoint,
+                "an https:// proxy, but no proxy TLS roots are configured to verify it with",
+            ));
+        }
+        if endpoint.url.starts_with("http://") && tls::is_loopback_url(&endpoint.url) {
+            return Ok(());
+        }
+        Err(failed(
+            endpoint,
+            "plain HTTP is only allowed to a proxy on this machine's loopback interface; use https://",
+        ))
     }
 
     async fn call<T: DeserializeOwned>(
@@ -86,6 +161,7 @@ impl ProxyClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> std::result::Result<T, String> {
+        self.check_transport(endpoint)?;
         let uri = format!("{}{path}", endpoint.url);
         let request = http::Request::builder()
             .method(method)
@@ -98,7 +174,7 @@ impl ProxyClient {
                 .http
                 .request(request)
                 .await
-                .map_err(|e| failed(endpoint, format!("unreachable ({e})")))?;
+                .map_err(|e| failed(endpoint, format!("unreachable ({})", error_chain(&e))))?;
             let status = response.status();
             let body = response
                 .into_body()

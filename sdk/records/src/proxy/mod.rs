@@ -18,18 +18,23 @@
 //! 403 (the ledger refused: not the grantee, revoked, expired), 404 (no fragment for this
 //! grant yet), 429 (rate limit per grantee), 503 (ledger unreachable).
 //!
-//! Every payload is protected end to end, so the transport adds only confidentiality of
-//! metadata: fragments are sealed to the proxy ([`seal_fragment`]), requests are signed and
-//! fresh (timestamp ± [`MAX_CLOCK_SKEW_SECONDS`], nonce never reused), capsule fragments are
-//! verifiable by the grantee and useless to anyone else. Run it behind TLS in production
-//! (plain HTTP on 127.0.0.1 in the embedded demo).
+//! Every payload is protected end to end: fragments are sealed to the proxy
+//! ([`seal_fragment`]), requests are signed and fresh (timestamp ± [`MAX_CLOCK_SKEW_SECONDS`],
+//! nonce never reused), capsule fragments are verifiable by the grantee and useless to anyone
+//! else. The transport adds confidentiality of metadata and the proxy's authentication: a
+//! proxy serves HTTPS ([`run_tls`], a certificate from its organisation's TLS CA) and clients
+//! verify it against the consortium's TLS roots ([`ProxyClient::with_tls_roots`]). Plain HTTP
+//! is refused by the client beyond the loopback interface and by `medfabric proxy serve`
+//! when listening beyond it. The embedded demo's proxies serve HTTPS too, with certificates
+//! from a throw-away TLS CA ([`tls`]).
 
 mod client;
 mod server;
+pub mod tls;
 
 pub(crate) use client::discover;
 pub use client::{ProxyClient, ProxyEndpoint, VerifiedProxy};
-pub use server::{ProxyConfig, ProxyService, run};
+pub use server::{ProxyConfig, ProxyService, run, run_tls};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use medfabric_crypto::pre::{self, Capsule, PublicKey, SecretKey};

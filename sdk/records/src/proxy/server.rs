@@ -513,6 +513,37 @@ pub async fn run(
     service: Arc<ProxyService>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_on(listener, service, shutdown).await
+}
+
+/// As [`run`], over TLS with `config` (see [`super::tls::server_config`]): the listener
+/// completes handshakes concurrently and drops the ones that fail or stall.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn run_tls(
+    listener: tokio::net::TcpListener,
+    config: Arc<tokio_rustls::rustls::ServerConfig>,
+    service: Arc<ProxyService>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_on(
+        super::tls::TlsListener::new(listener, config)?,
+        service,
+        shutdown,
+    )
+    .await
+}
+
+async fn serve_on<L>(
+    listener: L,
+    service: Arc<ProxyService>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let app = service.router();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
