@@ -490,3 +490,100 @@ async fn a_tampered_large_object_yields_no_file() {
     );
     env.shutdown().await;
 }
+
+/// Publishing streams the owner's record to compute its CES leaves: it refuses a section the
+/// record does not have and a subset the author's extraction policy forbids (both `Validate`),
+/// and a record whose stored object was tampered with (`Verify`, naming the object), without
+/// publishing anything; an allowed subset is published with exactly its leaf indices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn publish_proves_from_streamed_leaves_and_refuses_what_it_cannot_prove() {
+    let mut env = common::environment(3).await;
+    let mut rng = rand::rngs::OsRng;
+    let sections = demo::default_sections().unwrap();
+    let record_id = "rec-publish";
+    let mut draft = common::draft(&env, record_id, sections.clone());
+    // section 1 may only be shared together with section 0
+    draft.extraction_policy = medfabric_crypto::ces::ExtractionPolicy::new()
+        .requires(1, [0])
+        .unwrap();
+    let prepared = env
+        .records
+        .prepare(&mut rng, &env.cast.physician, draft)
+        .unwrap();
+    env.records
+        .commit_prepared(&env.cast.physician, &prepared)
+        .await
+        .unwrap();
+    let request = |share_id: &str, ids: &[&str]| medfabric_records::PublishRequest {
+        share_id: share_id.into(),
+        record_id: record_id.into(),
+        sections: ids.iter().map(|s| (*s).to_owned()).collect(),
+        policy: demo::SHARE_POLICY.to_owned(),
+        auto_grant_seconds: None,
+    };
+    let (first, second, last) = (
+        sections[0].id.to_string(),
+        sections[1].id.to_string(),
+        sections[sections.len() - 1].id.to_string(),
+    );
+
+    let err = env
+        .records
+        .publish(&env.cast.patient, &request("p-none", &["no-such-section"]))
+        .await
+        .expect_err("unknown section");
+    assert_eq!(err.stage(), Stage::Validate, "{err}");
+    assert!(err.to_string().contains("has no section"), "{err}");
+
+    let err = env
+        .records
+        .publish(&env.cast.patient, &request("p-alone", &[second.as_str()]))
+        .await
+        .expect_err("forbidden subset");
+    assert_eq!(err.stage(), Stage::Validate, "{err}");
+    assert!(err.to_string().contains("extraction policy"), "{err}");
+
+    let summary = env
+        .records
+        .publish(
+            &env.cast.patient,
+            &request("p-ok", &[last.as_str(), second.as_str(), first.as_str()]),
+        )
+        .await
+        .unwrap();
+    let indices: Vec<u64> = summary
+        .sections
+        .iter()
+        .map(|s| s["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        indices,
+        vec![0, 1, sections.len() as u64 - 1],
+        "{summary:?}"
+    );
+
+    // Tamper with a section that is not even shared: publishing streams every section
+    // through verification, so it refuses the record.
+    let digest = prepared.sections[2].digest.to_hex();
+    let path = demo::files_under(&env.store_dir)
+        .into_iter()
+        .find(|p| p.ends_with(&digest))
+        .expect("the object file");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[0] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = env
+        .records
+        .publish(&env.cast.patient, &request("p-tampered", &[last.as_str()]))
+        .await
+        .expect_err("tampered object");
+    assert_eq!(err.stage(), Stage::Verify, "{err}");
+    assert!(err.to_string().contains(&digest), "{err}");
+    let err = env
+        .records
+        .request(&env.cast.researcher, "p-tampered", "r-tampered", "research")
+        .await
+        .expect_err("nothing was published");
+    assert_eq!(err.stage(), Stage::Share, "{err}");
+    env.shutdown().await;
+}
