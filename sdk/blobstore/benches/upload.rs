@@ -9,7 +9,8 @@
 //! Backends: the local folder (always; fsync on for both, as `BlobStore` configures it) and
 //! MinIO when available (`MEDFABRIC_S3_ENDPOINT` and friends, else a MinIO started with
 //! `test-network/scripts/minio.sh`; skipped with a message when neither works).
-//! Sizes: 1 MiB (one request) and 100 MiB (multipart, 8 MiB parts, 2 in flight).
+//! Sizes: 1 MiB (one request) and 100 MiB (multipart with the default `UploadOptions`: 8 MiB
+//! parts, 4 in flight). `-- sweep` compares other part sizes and concurrencies at 100 MiB.
 //!
 //! Variants per size: `verified` (ours, digest unknown: `put_stream`, input streamed in 1 MiB
 //! chunks), `expecting` (ours, digest announced: `put_stream_expecting`, straight to the
@@ -34,7 +35,9 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use medfabric_blobstore::object_store::path::Path;
 use medfabric_blobstore::object_store::{ObjectStoreExt, WriteMultipart};
-use medfabric_blobstore::{BlobStore, BlobStoreConfig, Digest, S3Config, S3Credentials};
+use medfabric_blobstore::{
+    BlobStore, BlobStoreConfig, Digest, S3Config, S3Credentials, UploadOptions,
+};
 
 const MIB: usize = 1024 * 1024;
 
@@ -289,19 +292,63 @@ fn ratios(rt: &tokio::runtime::Runtime, backends: &[(&str, &BlobStore)]) {
     }
 }
 
+/// `-- sweep`: the 100 MiB ratio raw_put / expecting for several part sizes and numbers of
+/// parts in flight, to choose [`UploadOptions::default`]. Every round runs every
+/// configuration (raw put, then ours), so that load from other processes hits all alike.
+fn sweep(rt: &tokio::runtime::Runtime, backends: &[(&str, &BlobStore)]) {
+    const ROUNDS: usize = 15;
+    const CONFIGS: [(usize, usize); 6] = [(8, 2), (8, 4), (10, 4), (12, 3), (16, 2), (16, 3)];
+    let size = 100 * MIB;
+    let payload = data(size);
+    let digest = Digest::of(&payload);
+    println!("\nsweep, 100 MiB, raw_put / expecting, medians of {ROUNDS} interleaved rounds:");
+    for (name, store) in backends {
+        let stores: Vec<BlobStore> = CONFIGS
+            .iter()
+            .map(|&(part_mib, in_flight)| {
+                (*store)
+                    .clone()
+                    .with_upload_options(UploadOptions::new(part_mib * MIB, in_flight))
+                    .unwrap()
+            })
+            .collect();
+        let mut known = vec![Vec::new(); CONFIGS.len()];
+        let mut raw = vec![Vec::new(); CONFIGS.len()];
+        rt.block_on(async {
+            expecting_once(&stores[0], &payload, &digest).await; // warm-up
+            for _ in 0..ROUNDS {
+                for (i, store) in stores.iter().enumerate() {
+                    raw[i].push(raw_once(store, &payload).await);
+                    known[i].push(expecting_once(store, &payload, &digest).await);
+                }
+            }
+        });
+        for (((part_mib, in_flight), known), raw) in CONFIGS.into_iter().zip(known).zip(raw) {
+            let (known, raw) = (median(known), median(raw));
+            println!(
+                "sweep {name} {part_mib:>2} MiB parts x {in_flight} in flight (buffers <= {:>2} MiB): expecting {known:>9.2?}  raw_put {raw:>9.2?}  ratio {:.2}",
+                part_mib * (in_flight + 1),
+                raw.as_secs_f64() / known.as_secs_f64(),
+            );
+        }
+    }
+}
+
 fn main() {
-    // `cargo bench -p medfabric-blobstore --bench upload -- local` runs only the local folder
-    let filters: Vec<String> = std::env::args()
+    // `cargo bench -p medfabric-blobstore --bench upload -- local` runs only the local folder;
+    // `-- minio sweep` only the option sweep on MinIO
+    let mut filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
+    let sweep_only = filters.iter().any(|f| f == "sweep");
+    filters.retain(|f| f != "sweep");
     let wanted = |name: &str| {
         filters.is_empty()
             || filters
                 .iter()
                 .any(|f| f.contains(name) || name.contains(f.as_str()))
     };
-    let mut c = Criterion::default().configure_from_args();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -317,6 +364,11 @@ fn main() {
     if let Some(store) = &minio_store {
         backends.push(("minio", store));
     }
+    if sweep_only {
+        sweep(&rt, &backends);
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
     for (name, store) in &backends {
         bench_backend(&mut c, &rt, name, store);
     }

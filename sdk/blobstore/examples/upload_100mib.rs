@@ -11,6 +11,8 @@
 //! The bytes are generated 1 MiB at a time as they are pulled (like the output of the
 //! streaming encryption), so the process never holds the object; `--raw-put` instead builds
 //! the whole object in memory and sends it with one raw `object_store` put (the comparison).
+//! `--expecting` uploads with `put_stream_expecting` instead (the record pipeline's path: the
+//! digest is computed first, in a pass over the generated chunks that keeps none of them).
 //! `--size MIB` changes the size.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -21,7 +23,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use medfabric_blobstore::object_store::ObjectStoreExt;
 use medfabric_blobstore::object_store::path::Path;
-use medfabric_blobstore::{BlobStore, BlobStoreConfig, S3Config, S3Credentials};
+use medfabric_blobstore::{BlobStore, BlobStoreConfig, Digest, S3Config, S3Credentials};
+use sha2::Digest as _;
 
 const MIB: usize = 1024 * 1024;
 
@@ -93,7 +96,19 @@ async fn main() {
     }
 
     let input = futures_util::stream::iter(0..mib).map(|i| Ok::<_, std::io::Error>(chunk(i)));
-    let receipt = store.put_stream(input).await.unwrap();
+    let receipt = if args.iter().any(|a| a == "--expecting") {
+        let mut hasher = sha2::Sha256::new();
+        for i in 0..mib {
+            hasher.update(chunk(i));
+        }
+        let digest = Digest::from(<[u8; 32]>::from(hasher.finalize()));
+        store
+            .put_stream_expecting(&digest, (mib * MIB) as u64, input)
+            .await
+            .unwrap()
+    } else {
+        store.put_stream(input).await.unwrap()
+    };
     let uploaded = start.elapsed();
     let mut stream = store
         .get_verified_stream(&receipt.digest, receipt.size)

@@ -322,16 +322,17 @@ impl fmt::Debug for S3Credentials {
     }
 }
 
-/// How uploads are cut into parts. The defaults (8 MiB parts, 2 in flight) keep an upload's
-/// buffers under about (`max_concurrent_parts` + 1) × `part_size` = 24 MiB whatever the object
-/// size.
+/// How uploads are cut into parts. The defaults (8 MiB parts, 4 in flight) keep an upload's
+/// buffers under about (`max_concurrent_parts` + 1) × `part_size` = 40 MiB whatever the object
+/// size. (4 in flight rather than 2: on MinIO a 100 MiB upload then keeps up with one raw put
+/// of the whole buffer; see `docs/benchmarks-blobstore.md`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UploadOptions {
     /// Size of each multipart part, and the largest object sent in one request.
     /// 5 MiB to 5 GiB (S3 limits). Default 8 MiB.
     pub part_size: usize,
-    /// Parts uploaded concurrently. 1 to 64. Default 2.
+    /// Parts uploaded concurrently. 1 to 64. Default 4.
     pub max_concurrent_parts: usize,
 }
 
@@ -369,7 +370,7 @@ impl UploadOptions {
 
 impl Default for UploadOptions {
     fn default() -> Self {
-        Self::new(8 * 1024 * 1024, 2)
+        Self::new(8 * 1024 * 1024, 4)
     }
 }
 

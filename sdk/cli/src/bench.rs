@@ -11,10 +11,10 @@ use clap::Args;
 use medfabric_blobstore::object_store::path::Path as ObjectPath;
 use medfabric_blobstore::object_store::{ObjectStoreExt, PutPayload};
 use medfabric_crypto::ces::ExtractionPolicy;
-use medfabric_crypto::record::{RecordId, Section};
+use medfabric_crypto::record::{ContentType, RecordId, Section, SectionId};
 use medfabric_records::demo::{self, DemoOptions, Environment};
 use medfabric_records::proxy::{ProxyClient, ProxyConfig};
-use medfabric_records::{PublishRequest, RecordDraft, fhir};
+use medfabric_records::{AttachmentFile, PublishRequest, RecordDraft, fhir};
 use rand::RngCore;
 use serde::Serialize;
 
@@ -27,8 +27,8 @@ pub struct BenchArgs {
     /// Iterations of each 10-section flow.
     #[arg(long, default_value_t = 20)]
     iterations: usize,
-    /// Size of the large attachment, MiB.
-    #[arg(long, default_value_t = 64)]
+    /// Size of the large attachment (an imaging series streamed from a file), MiB.
+    #[arg(long, default_value_t = 100)]
     attachment_mib: usize,
     /// Re-encryption requests sent to one proxy for the requests/s figure.
     #[arg(long, default_value_t = 200)]
@@ -36,9 +36,15 @@ pub struct BenchArgs {
     /// Concurrent re-encryption requests.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Object store folder (default: a temporary folder).
+    /// Working folder: the objects (unless --object-store) and the proxies' storage (default:
+    /// a temporary folder).
     #[arg(long, value_name = "DIR")]
     store: Option<PathBuf>,
+    /// Where the encrypted objects go: a folder, or `s3://BUCKET[/PREFIX]` with the endpoint
+    /// and credentials from the `MEDFABRIC_S3_*` environment (as `MEDFABRIC_STORE`; default:
+    /// the folder `objects` in the working folder).
+    #[arg(long, value_name = "DIR|s3://BUCKET[/PREFIX]")]
+    object_store: Option<PathBuf>,
     /// FHIR bundle whose first 10 resources make the 10-section record (default: Synthea, embedded).
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
@@ -174,6 +180,41 @@ fn draft(env: &Environment, record_id: &str, sections: Vec<Section>) -> Result<R
     })
 }
 
+/// Writes `len` random bytes to `path` 1 MiB at a time; returns their SHA-256.
+fn write_random_file(rng: &mut impl RngCore, path: &std::path::Path, len: u64) -> Result<[u8; 32]> {
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let mut file = std::fs::File::create(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut chunk = vec![0u8; 1024 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = usize::try_from(left.min(chunk.len() as u64))?;
+        rng.fill_bytes(&mut chunk[..n]);
+        hasher.update(&chunk[..n]);
+        file.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    file.sync_all()?;
+    Ok(hasher.finalize().into())
+}
+
+/// SHA-256 of a file, read 1 MiB at a time.
+fn sha256_file(path: &std::path::Path) -> Result<[u8; 32]> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut chunk = vec![0u8; 1024 * 1024];
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(hasher.finalize().into());
+        }
+        hasher.update(&chunk[..n]);
+    }
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -181,8 +222,14 @@ fn unix_now() -> i64 {
 }
 
 pub async fn run(args: BenchArgs, json: bool) -> Result<()> {
+    let blob_store = args
+        .object_store
+        .as_deref()
+        .map(crate::network::blob_store_config)
+        .transpose()?;
     let options = DemoOptions {
         store_dir: args.store.clone(),
+        blob_store,
         proxy_config: ProxyConfig {
             rate_per_second: 1e9,
             burst: 1e9,
@@ -278,20 +325,29 @@ pub async fn run(args: BenchArgs, json: bool) -> Result<()> {
         }
     }
 
-    // Large attachment.
-    let mut big = vec![0u8; args.attachment_mib * 1024 * 1024];
-    rng.fill_bytes(&mut big);
-    let att_sections = vec![
-        sections[0].clone(),
-        fhir::attachment("ct-series", "application/dicom", big.clone())?,
-    ];
+    // Large attachment, streamed end to end: written to a file (never held in memory), stored
+    // from the file (store_with_files' stages, timed one by one), shared by the streaming
+    // publish, accessed into a folder.
+    let work = tempfile::tempdir().context("a temporary folder for the attachment")?;
+    let att_path = work.path().join("ct-series.dcm");
+    let att_len = args.attachment_mib as u64 * 1024 * 1024;
+    let att_digest =
+        write_random_file(&mut rng, &att_path, att_len).context("writing the attachment file")?;
+    let att_file = AttachmentFile {
+        id: SectionId::new("ct-series")?,
+        content_type: ContentType::attachment("application/dicom")?,
+        path: att_path.clone(),
+    };
     let att_id = format!("bench-{tag}-attachment");
     let t0 = Instant::now();
-    let prepared = records.prepare(
-        &mut rng,
-        &env.cast.physician,
-        draft(&env, &att_id, att_sections)?,
-    )?;
+    let prepared = records
+        .prepare_with_files(
+            &mut rng,
+            &env.cast.physician,
+            draft(&env, &att_id, vec![sections[0].clone()])?,
+            vec![att_file],
+        )
+        .await?;
     let t_prepare = t0.elapsed();
     let t = Instant::now();
     let upload = records.upload(&prepared).await?;
@@ -334,22 +390,30 @@ pub async fn run(args: BenchArgs, json: bool) -> Result<()> {
             unix_now() + 3600,
         )
         .await?;
+    let out_dir = work.path().join("accessed");
+    std::fs::create_dir(&out_dir).context("creating the access folder")?;
     let t = Instant::now();
     let got = records
-        .access(&env.cast.researcher, &request_id, &proxies)
+        .access_to_dir(&env.cast.researcher, &request_id, &proxies, &out_dir)
         .await?;
     let t_att_access = t.elapsed();
-    if got.sections.first().map(|s| s.bytes.len()) != Some(big.len()) {
+    let accessed = match &got.sections[..] {
+        [section] => section.file.clone(),
+        _ => None,
+    }
+    .context("access returned no attachment file")?;
+    if sha256_file(&accessed).context("reading the accessed attachment")? != att_digest {
         bail!("the attachment did not come back whole");
     }
     drop(got);
-    let att_bytes = big.len() as u64;
+    drop(work);
+    let att_bytes = att_len;
 
     // Raw object_store put vs the verified blob store put: the same sizes, fresh random bytes
     // each time (content addressing would otherwise skip the write), interleaved, 3 rounds.
     let raw_store = records.blobs().unverified_object_store().clone();
     let (mut raw_times, mut blob_times) = (Vec::new(), Vec::new());
-    let mut fresh = vec![0u8; big.len()];
+    let mut fresh = vec![0u8; usize::try_from(att_len)?];
     for round in 0..3 {
         rng.fill_bytes(&mut fresh);
         let t = Instant::now();
@@ -372,7 +436,7 @@ pub async fn run(args: BenchArgs, json: bool) -> Result<()> {
     raw_times.sort();
     blob_times.sort();
     let (t_raw, t_blob) = (raw_times[1], blob_times[1]);
-    drop(big);
+    drop(fresh);
 
     // Proxy re-encryption requests/s: one grant of a 10-section share, one proxy.
     let rid = format!("bench-{tag}-proxy");
@@ -482,27 +546,33 @@ pub async fn run(args: BenchArgs, json: bool) -> Result<()> {
                 access,
             ),
             stats("fhir10.total (store to access)", total),
-            stats("attachment.prepare (CES sign + encrypt)", vec![t_prepare]),
-            stats("attachment.upload (+verify)", vec![t_upload]),
-            stats("attachment.index", vec![t_index]),
-            stats("attachment.store (total)", vec![t_store]),
             stats(
-                "attachment.share (owner decrypts all + publish)",
+                "attachment.prepare (file: CES leaf + encrypt, 1st pass)",
+                vec![t_prepare],
+            ),
+            stats(
+                "attachment.upload (re-encrypt, stream, +verify)",
+                vec![t_upload],
+            ),
+            stats("attachment.index", vec![t_index]),
+            stats("attachment.store (total, from a file)", vec![t_store]),
+            stats(
+                "attachment.share (owner streams leaves + publish)",
                 vec![t_att_share],
             ),
             stats(
-                "attachment.access (2 proxies, download, verify, decrypt)",
+                "attachment.access (2 proxies, download, verify, decrypt to file)",
                 vec![t_att_access],
             ),
         ],
         throughputs: vec![
             throughput(
-                "object_store put (raw LocalFileSystem, fsync; median of 3)",
+                "object_store put (raw, same backend; median of 3)",
                 att_bytes,
                 t_raw,
             ),
             throughput(
-                "BlobStore::put_bytes (SHA-256, create-only, fsync; median of 3)",
+                "BlobStore::put_bytes (SHA-256, create-only; median of 3)",
                 att_bytes,
                 t_blob,
             ),

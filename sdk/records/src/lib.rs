@@ -135,7 +135,7 @@ impl Records {
     }
 
     /// Reports the bytes of streamed section transfers (attachments uploaded from files,
-    /// sections opened into a folder) to `progress`.
+    /// sections streamed back to publish a share or opened into a folder) to `progress`.
     #[must_use]
     pub fn with_progress(mut self, progress: Arc<dyn TransferProgress>) -> Self {
         self.progress = Some(progress);

@@ -1,7 +1,7 @@
 //! Transfer progress. The pipeline reports the bytes of each section object it streams to or
-//! from the object store (attachments from files, sections opened into a folder), so that a
-//! command line can draw progress bars and a service can export gauges. Sections held in
-//! memory are small and not reported.
+//! from the object store (attachments uploaded from files; sections streamed back to publish
+//! a share or to open one into a folder), so that a command line can draw progress bars and a
+//! service can export gauges. Sections uploaded from memory are small and not reported.
 
 use std::sync::Arc;
 

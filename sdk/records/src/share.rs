@@ -11,7 +11,7 @@ use medfabric_crypto::envelope::{self, SectionContext, SectionKey, SegmentDecryp
 use medfabric_crypto::pre::{
     self, CapsuleFrag, OwnerMasterKey, PublicKey, SecretKey, VerifiedCapsuleFrag, WrappedDataKey,
 };
-use medfabric_crypto::record::{ContentType, Pseudonym, Record, RecordId, Section, SectionId};
+use medfabric_crypto::record::{ContentType, RecordId, Section, SectionId};
 use rand_core::CryptoRngCore;
 use serde::Serialize;
 use serde_json::json;
@@ -211,12 +211,44 @@ pub struct OpenedRecord {
     pub sections: Vec<OpenedSection>,
     /// The author's CES signature.
     pub ces_signature: Vec<u8>,
-    /// Their salts, in order.
-    salts: Vec<ces::Salt>,
-    /// The released wrapped keys (base64), in order.
-    capsules: Vec<String>,
     /// Where the objects are.
     pub location: Location,
+}
+
+/// What [`Records::publish`] learns from streaming the owner's record once: every section's
+/// CES leaf and salt, no plaintext.
+struct RecordLeaves {
+    record_id: String,
+    version: u64,
+    /// Leaf order: `sections[i].index == i`.
+    sections: Vec<LeafSection>,
+    salts: Vec<ces::Salt>,
+    leaves: Vec<ces::Digest>,
+    ces_signature: Vec<u8>,
+    location: Location,
+}
+
+struct LeafSection {
+    id: String,
+    index: u32,
+    /// The released wrapped key (base64).
+    capsule: String,
+}
+
+/// The owner's view of one of its records: the release, the object manifest and the record's
+/// delegating key.
+struct OwnRelease {
+    release: RecordRelease,
+    manifest: ObjectManifest,
+    record_sk: SecretKey,
+    rid: RecordId,
+}
+
+/// What streaming one section through decryption yields.
+struct StreamedSection {
+    media_type: String,
+    salt: ces::Salt,
+    leaf: ces::Digest,
 }
 
 fn share_error(e: LedgerError) -> Error {
@@ -341,15 +373,8 @@ impl Records {
         leaf: &ces::Digest,
         dir: &std::path::Path,
     ) -> Result<(String, std::path::PathBuf)> {
-        use futures_util::StreamExt as _;
         use tokio::io::AsyncWriteExt as _;
 
-        let (digest, size) = manifest.section(index)?;
-        if envelope::plaintext_len(size).is_err() {
-            return Err(Error::Verify(format!(
-                "object manifest section {index}: {size} bytes is no section envelope"
-            )));
-        }
         let write_error =
             |e: std::io::Error| Error::Read(format!("writing into {}: {e}", dir.display()));
         let temp = tempfile::Builder::new()
@@ -358,6 +383,44 @@ impl Records {
             .map_err(write_error)?;
         let (file, temp_path) = temp.into_parts();
         let mut file = tokio::fs::File::from_std(file);
+        let streamed = self
+            .stream_section(manifest, index, ctx, sid, key, Some(&mut file))
+            .await?;
+        if streamed.leaf != *leaf {
+            return Err(Error::Verify(format!(
+                "section {sid} is not the one the author signed"
+            )));
+        }
+        file.flush().await.map_err(write_error)?;
+        file.sync_all().await.map_err(write_error)?;
+        drop(file);
+        let dest = dir.join(section_file_name(index, sid));
+        temp_path.persist(&dest).map_err(|e| write_error(e.error))?;
+        Ok((streamed.media_type, dest))
+    }
+
+    /// Streams one section object through decryption in bounded memory: verified download,
+    /// segment-by-segment decryption, the CES leaf computed on the way. Each segment's
+    /// plaintext (after the frame header) is written to `sink` when there is one, and wiped
+    /// otherwise. Returns the media type, the salt and the leaf, which the caller compares
+    /// with what the author signed before trusting anything written to `sink`.
+    async fn stream_section(
+        &self,
+        manifest: &ObjectManifest,
+        index: u32,
+        ctx: &SectionContext<'_>,
+        sid: &SectionId,
+        key: &SectionKey,
+        mut sink: Option<&mut tokio::fs::File>,
+    ) -> Result<StreamedSection> {
+        use futures_util::StreamExt as _;
+
+        let (digest, size) = manifest.section(index)?;
+        if envelope::plaintext_len(size).is_err() {
+            return Err(Error::Verify(format!(
+                "object manifest section {index}: {size} bytes is no section envelope"
+            )));
+        }
         let mut stream = match self.blobs.get_verified_stream(&digest, size).await {
             Ok(s) => s,
             Err(e) => return Err(download_error(&digest, e)),
@@ -374,7 +437,7 @@ impl Records {
         let mut pending: Vec<u8> = Vec::with_capacity(envelope::HEADER_LEN);
         let mut consumed = 0u64;
         let mut decryptor: Option<SegmentDecryptor> = None;
-        let mut frame: Option<(String, ces::LeafHasher)> = None;
+        let mut frame: Option<(String, ces::Salt, ces::LeafHasher)> = None;
         let mut failed: Option<Error> = None;
         let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(SEGMENT_CT));
         while let Some(chunk) = stream.next().await {
@@ -420,7 +483,7 @@ impl Records {
                     &mut frame,
                     index,
                     sid,
-                    &mut file,
+                    sink.as_deref_mut(),
                 )
                 .await;
                 if let Err(e) = step {
@@ -432,34 +495,25 @@ impl Records {
         if let Some(e) = failed {
             return Err(e);
         }
-        let Some((media_type, hasher)) = frame.filter(|_| consumed == size) else {
+        let Some((media_type, salt, hasher)) = frame.filter(|_| consumed == size) else {
             return Err(Error::Decrypt);
         };
-        if hasher.finish() != *leaf {
-            return Err(Error::Verify(format!(
-                "section {sid} is not the one the author signed"
-            )));
-        }
-        file.flush().await.map_err(write_error)?;
-        file.sync_all().await.map_err(write_error)?;
-        drop(file);
-        let dest = dir.join(section_file_name(index, sid));
-        temp_path.persist(&dest).map_err(|e| write_error(e.error))?;
         transfer.complete();
-        Ok((media_type, dest))
+        Ok(StreamedSection {
+            media_type,
+            salt,
+            leaf: hasher.finish(),
+        })
     }
 
-    /// The owner opens one of its records: `Record:Read` (audited), `Record:Fetch`, then every
-    /// section is downloaded, verified and decrypted with the record's delegating key.
-    ///
-    /// # Errors
-    /// Any stage's error.
-    pub async fn open_own_record(
+    /// `Record:Read` (audited, for `purpose`), `Record:Fetch` and the object manifest of one of
+    /// the owner's records.
+    async fn own_release(
         &self,
         owner: &Owner,
         record_id: &str,
         purpose: &str,
-    ) -> Result<OpenedRecord> {
+    ) -> Result<OwnRelease> {
         let (read, _): (ReadResult, _) = self
             .submit_json(
                 &owner.member,
@@ -482,59 +536,133 @@ impl Records {
         let record_sk = owner.record_secret_key(&release.record_id)?;
         let rid = RecordId::new(release.record_id.as_str())
             .map_err(|e| Error::Verify(format!("record id: {e}")))?;
-        let mut opened = Vec::with_capacity(release.sections.len());
-        for s in &release.sections {
-            let index = manifest
-                .sections
-                .iter()
-                .find(|m| m.digest == s.digest)
-                .map(|m| m.index)
-                .ok_or_else(|| {
-                    Error::Verify(format!("section {} is not in the object manifest", s.id))
-                })?;
-            let sid = SectionId::new(s.id.as_str())
-                .map_err(|e| Error::Verify(format!("section id: {e}")))?;
-            let wrapped = WrappedDataKey::from_bytes(&unb64(&s.pre_capsule, "capsule")?)
-                .map_err(|_| Error::Verify(format!("section {}: malformed wrapped key", s.id)))?;
-            let key = wrapped
-                .open_original(
-                    &record_sk,
-                    &wrap_context(&release.record_id, release.version, &s.id),
-                )
-                .map_err(|_| Error::Decrypt)?;
-            let key = SectionKey::from_slice(&key[..]).map_err(|_| Error::Decrypt)?;
-            let frame = self
-                .open_section(&manifest, index, &rid, release.version, &sid, &key)
+        Ok(OwnRelease {
+            release,
+            manifest,
+            record_sk,
+            rid,
+        })
+    }
+
+    /// The leaf index, id and data key of one released section of the owner's record.
+    fn own_section_key(
+        own: &OwnRelease,
+        s: &crate::wire::ReleasedSection,
+    ) -> Result<(u32, SectionId, SectionKey)> {
+        let release = &own.release;
+        let index = own
+            .manifest
+            .sections
+            .iter()
+            .find(|m| m.digest == s.digest)
+            .map(|m| m.index)
+            .ok_or_else(|| {
+                Error::Verify(format!("section {} is not in the object manifest", s.id))
+            })?;
+        let sid =
+            SectionId::new(s.id.as_str()).map_err(|e| Error::Verify(format!("section id: {e}")))?;
+        let wrapped = WrappedDataKey::from_bytes(&unb64(&s.pre_capsule, "capsule")?)
+            .map_err(|_| Error::Verify(format!("section {}: malformed wrapped key", s.id)))?;
+        let key = wrapped
+            .open_original(
+                &own.record_sk,
+                &wrap_context(&release.record_id, release.version, &s.id),
+            )
+            .map_err(|_| Error::Decrypt)?;
+        let key = SectionKey::from_slice(&key[..]).map_err(|_| Error::Decrypt)?;
+        Ok((index, sid, key))
+    }
+
+    /// Streams every section of the owner's record once (verified download, decryption
+    /// segment by segment, CES leaf on the way, plaintext wiped as it goes): what publishing
+    /// needs, in memory bounded whatever the sections' sizes.
+    async fn own_record_leaves(
+        &self,
+        owner: &Owner,
+        record_id: &str,
+        purpose: &str,
+    ) -> Result<RecordLeaves> {
+        let own = self.own_release(owner, record_id, purpose).await?;
+        let mut streamed = Vec::with_capacity(own.release.sections.len());
+        for s in &own.release.sections {
+            let (index, sid, key) = Self::own_section_key(&own, s)?;
+            let ctx = SectionContext::new(&own.rid, own.release.version, &sid);
+            let section = self
+                .stream_section(&own.manifest, index, &ctx, &sid, &key, None)
                 .await?;
-            opened.push((
-                OpenedSection {
-                    id: s.id.clone(),
+            streamed.push((index, s.id.clone(), s.pre_capsule.clone(), section));
+        }
+        // Leaf order, whatever order the release lists them in; every leaf exactly once.
+        streamed.sort_by_key(|(index, ..)| *index);
+        if streamed
+            .iter()
+            .zip(0u32..)
+            .any(|((index, ..), position)| *index != position)
+        {
+            return Err(Error::Verify(format!(
+                "record {record_id}: the released sections are not leaves 0..{} of its CES signature",
+                streamed.len()
+            )));
+        }
+        let release = own.release;
+        let mut record = RecordLeaves {
+            record_id: release.record_id,
+            version: release.version,
+            sections: Vec::with_capacity(streamed.len()),
+            salts: Vec::with_capacity(streamed.len()),
+            leaves: Vec::with_capacity(streamed.len()),
+            ces_signature: unb64(&release.ces_signature, "CES signature")?,
+            location: release.location.parse()?,
+        };
+        for (index, id, capsule, section) in streamed {
+            record.sections.push(LeafSection { id, index, capsule });
+            record.salts.push(section.salt);
+            record.leaves.push(section.leaf);
+        }
+        Ok(record)
+    }
+
+    /// The owner opens one of its records: `Record:Read` (audited), `Record:Fetch`, then every
+    /// section is downloaded, verified and decrypted with the record's delegating key.
+    ///
+    /// # Errors
+    /// Any stage's error.
+    pub async fn open_own_record(
+        &self,
+        owner: &Owner,
+        record_id: &str,
+        purpose: &str,
+    ) -> Result<OpenedRecord> {
+        let own = self.own_release(owner, record_id, purpose).await?;
+        let mut sections = Vec::with_capacity(own.release.sections.len());
+        for s in &own.release.sections {
+            let (index, sid, key) = Self::own_section_key(&own, s)?;
+            let frame = self
+                .open_section(
+                    &own.manifest,
                     index,
-                    media_type: frame.media_type,
-                    bytes: frame.bytes,
-                    file: None,
-                },
-                frame.salt,
-                s.pre_capsule.clone(),
-            ));
+                    &own.rid,
+                    own.release.version,
+                    &sid,
+                    &key,
+                )
+                .await?;
+            sections.push(OpenedSection {
+                id: s.id.clone(),
+                index,
+                media_type: frame.media_type,
+                bytes: frame.bytes,
+                file: None,
+            });
         }
         // Leaf order, whatever order the release lists them in.
-        opened.sort_by_key(|(s, _, _)| s.index);
-        let mut sections = Vec::with_capacity(opened.len());
-        let mut salts = Vec::with_capacity(opened.len());
-        let mut capsules = Vec::with_capacity(opened.len());
-        for (section, salt, capsule) in opened {
-            sections.push(section);
-            salts.push(salt);
-            capsules.push(capsule);
-        }
+        sections.sort_by_key(|s| s.index);
+        let release = own.release;
         Ok(OpenedRecord {
             record_id: release.record_id,
             version: release.version,
             sections,
             ces_signature: unb64(&release.ces_signature, "CES signature")?,
-            salts,
-            capsules,
             location: release.location.parse()?,
         })
     }
@@ -546,12 +674,12 @@ impl Records {
     /// [`Error::Validate`] when a section does not exist or the author's extraction policy
     /// forbids the subset; any stage's error otherwise.
     pub async fn publish(&self, owner: &Owner, request: &PublishRequest) -> Result<ShareSummary> {
-        let opened = self
-            .open_own_record(owner, &request.record_id, "sharing")
+        let record = self
+            .own_record_leaves(owner, &request.record_id, "sharing")
             .await?;
         let mut indices = Vec::with_capacity(request.sections.len());
         for id in &request.sections {
-            let pos = opened
+            let pos = record
                 .sections
                 .iter()
                 .position(|s| &s.id == id)
@@ -559,7 +687,7 @@ impl Records {
                     Error::Validate(format!(
                         "record {} has no section {id:?} (it has: {})",
                         request.record_id,
-                        opened
+                        record
                             .sections
                             .iter()
                             .map(|s| s.id.as_str())
@@ -571,22 +699,22 @@ impl Records {
         }
         indices.sort_unstable();
         indices.dedup();
-        let proof = subset_proof(&opened, &owner.member, &indices)?;
+        let proof = subset_proof(&record, &indices)?;
         let sections: Vec<serde_json::Value> = indices
             .iter()
             .map(|&i| {
                 json!({
-                    "id": opened.sections[i].id,
-                    "index": opened.sections[i].index,
-                    "preCapsule": opened.capsules[i],
+                    "id": record.sections[i].id,
+                    "index": record.sections[i].index,
+                    "preCapsule": record.sections[i].capsule,
                 })
             })
             .collect();
         let mut share = json!({
             "shareId": request.share_id,
-            "recordId": opened.record_id,
-            "recordVersion": opened.version,
-            "location": opened.location.to_string(),
+            "recordId": record.record_id,
+            "recordVersion": record.version,
+            "location": record.location.to_string(),
             "sections": sections,
             "extractionProof": b64(&proof),
             "policy": request.policy,
@@ -1141,16 +1269,16 @@ fn download_error(digest: &Digest, e: medfabric_blobstore::Error) -> Error {
     }
 }
 
-/// Opens one segment in `buf` and writes its plaintext (after the frame header, which the
-/// first segment starts with) to the temporary file, hashing it into the CES leaf.
+/// Opens one segment in `buf` and hashes its plaintext (after the frame header, which the
+/// first segment starts with) into the CES leaf, writing it to `sink` when there is one.
 async fn open_into(
     decryptor: Option<&mut SegmentDecryptor>,
     buf: &mut Vec<u8>,
     last: bool,
-    frame: &mut Option<(String, ces::LeafHasher)>,
+    frame: &mut Option<(String, ces::Salt, ces::LeafHasher)>,
     index: u32,
     sid: &SectionId,
-    file: &mut tokio::fs::File,
+    sink: Option<&mut tokio::fs::File>,
 ) -> Result<()> {
     use tokio::io::AsyncWriteExt as _;
     let decryptor = decryptor.ok_or(Error::Decrypt)?;
@@ -1162,18 +1290,20 @@ async fn open_into(
         let (salt, media_type, len) = layout::parse_frame_header(body)?;
         let content_type = ContentType::from_media_type(&media_type)
             .map_err(|_| Error::Verify(format!("section {sid}: bad media type")))?;
-        *frame = Some((
-            media_type,
-            ces::LeafHasher::new(&salt, index, sid, &content_type),
-        ));
+        let hasher = ces::LeafHasher::new(&salt, index, sid, &content_type);
+        *frame = Some((media_type, salt, hasher));
         body = &body[len..];
     }
-    if let Some((_, hasher)) = frame.as_mut() {
+    if let Some((_, _, hasher)) = frame.as_mut() {
         hasher.update(body);
     }
-    file.write_all(body)
-        .await
-        .map_err(|e| Error::Read(format!("writing a section file: {e}")))
+    match sink {
+        Some(file) => file
+            .write_all(body)
+            .await
+            .map_err(|e| Error::Read(format!("writing a section file: {e}"))),
+        None => Ok(()),
+    }
 }
 
 /// A file name for section `sid` at leaf `index`: the index keeps names unique, and only
@@ -1193,50 +1323,28 @@ fn section_file_name(index: u32, sid: &SectionId) -> String {
     format!("{index:04}-{safe}")
 }
 
-/// The digest-only CES proof of `indices` (positions in `opened.sections`).
-fn subset_proof(opened: &OpenedRecord, owner: &Member, indices: &[usize]) -> Result<Vec<u8>> {
-    let signature = ces::CesSignature::from_bytes(&opened.ces_signature)
+/// The digest-only CES proof of `indices` (positions in `record.sections`), from the leaves
+/// streamed out of the record: no section plaintext needed.
+fn subset_proof(record: &RecordLeaves, indices: &[usize]) -> Result<Vec<u8>> {
+    ces::CesSignature::from_bytes(&record.ces_signature)
         .map_err(|_| Error::Verify("malformed CES signature in the index".into()))?;
     // Rebuild the author's SignedRecord from the signature and the salts found in the
     // sections (`MFCR` v1 = "MFCR" ‖ 1 ‖ signature body ‖ salts).
     let mut encoded = b"MFCR\x01".to_vec();
-    encoded.extend_from_slice(&opened.ces_signature[5..]);
-    for salt in &opened.salts {
+    encoded.extend_from_slice(&record.ces_signature[5..]);
+    for salt in &record.salts {
         encoded.extend_from_slice(salt.as_bytes());
     }
     let signed = SignedRecord::from_bytes(&encoded)
         .map_err(|_| Error::Verify("the record's CES salts do not match its signature".into()))?;
-    let sections = opened
-        .sections
-        .iter()
-        .map(|s| {
-            let id = SectionId::new(s.id.as_str())
-                .map_err(|e| Error::Verify(format!("section id: {e}")))?;
-            let content_type = ContentType::from_media_type(&s.media_type)
-                .map_err(|_| Error::Verify(format!("section {}: bad media type", s.id)))?;
-            Ok(Section {
-                id,
-                content_type,
-                bytes: s.bytes.clone(),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let pseudonym =
-        |p: &str| Pseudonym::new(p).map_err(|e| Error::Verify(format!("pseudonym: {e}")));
-    let record = Record::new(
-        signature.record_id().clone(),
-        signature.version(),
-        pseudonym(owner.fingerprint())?,
-        pseudonym(owner.fingerprint())?,
-        sections,
-    )
-    .map_err(|e| Error::Verify(format!("record: {e}")))?;
-    let disclose: Vec<u32> = indices.iter().map(|&i| opened.sections[i].index).collect();
-    let proof = signed.extract_digests(&record, &disclose).map_err(|e| match e {
-        medfabric_crypto::Error::InvalidInput(what) if what.contains("policy") => Error::Validate(format!(
-            "the author's extraction policy does not allow sharing sections {disclose:?} alone ({what})"
-        )),
-        _ => Error::Verify(format!("the record does not match its CES signature ({e})")),
-    })?;
+    let disclose: Vec<u32> = indices.iter().map(|&i| record.sections[i].index).collect();
+    let proof = signed
+        .extract_digests_from_leaves(&record.leaves, &disclose)
+        .map_err(|e| match e {
+            medfabric_crypto::Error::InvalidInput(what) if what.contains("policy") => Error::Validate(format!(
+                "the author's extraction policy does not allow sharing sections {disclose:?} alone ({what})"
+            )),
+            _ => Error::Verify(format!("the record does not match its CES signature ({e})")),
+        })?;
     Ok(proof.to_bytes())
 }

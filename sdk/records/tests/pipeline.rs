@@ -540,11 +540,11 @@ async fn streamed_transfers_report_their_progress() {
     let fhir = demo::default_sections().unwrap()[..1].to_vec();
     let (stored, request_id) = common::granted_attachment(&env, "progress", fhir, &src).await;
     assert!(stored.sections.iter().any(|s| s == "ct-series"));
-    let uploads = log.transfers();
-    // The FHIR section is in memory and small: only the attachment's object is reported, in
-    // full, once, ending as completed.
-    assert_eq!(uploads.len(), 1, "{uploads:?}");
-    let (begin, total, sent, end) = &uploads[0];
+    let stored_and_published = log.transfers();
+    // Storing: the FHIR section is in memory and small, only the attachment's object streams
+    // and is reported, in full, once. Publishing: the owner's record is streamed section by
+    // section to compute its CES leaves, each section reported in full.
+    let (begin, total, sent, end) = &stored_and_published[0];
     assert_eq!(begin, "begin Upload ct-series");
     assert!(
         *total > 2 * 1024 * 1024 + 9,
@@ -552,6 +552,19 @@ async fn streamed_transfers_report_their_progress() {
     );
     assert_eq!(sent, total);
     assert_eq!(end, "end true");
+    let published = &stored_and_published[1..];
+    assert_eq!(published.len(), stored.sections.len(), "{published:?}");
+    for (begin, total, sent, end) in published {
+        assert!(begin.starts_with("begin Download "), "{begin}");
+        assert_eq!(sent, total, "{begin}");
+        assert_eq!(end, "end true", "{begin}");
+    }
+    assert!(
+        published
+            .iter()
+            .any(|t| t.0 == "begin Download ct-series" && t.1 == *total)
+    );
+    let total = *total;
 
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
@@ -569,8 +582,8 @@ async fn streamed_transfers_report_their_progress() {
         downloads,
         [(
             "begin Download ct-series".to_owned(),
-            *total,
-            *total,
+            total,
+            total,
             "end true".to_owned()
         )]
     );
@@ -683,4 +696,101 @@ fn proxy_tls_material_is_checked() {
     .to_string();
     assert!(err.contains("proxy TLS"), "{err}");
     assert!(ca.issue_tls_server("proxy.example").is_err());
+}
+
+/// Publishing streams the owner's record to compute its CES leaves: it refuses a section the
+/// record does not have and a subset the author's extraction policy forbids (both `Validate`),
+/// and a record whose stored object was tampered with (`Verify`, naming the object), without
+/// publishing anything; an allowed subset is published with exactly its leaf indices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn publish_proves_from_streamed_leaves_and_refuses_what_it_cannot_prove() {
+    let mut env = common::environment(3).await;
+    let mut rng = rand::rngs::OsRng;
+    let sections = demo::default_sections().unwrap();
+    let record_id = "rec-publish";
+    let mut draft = common::draft(&env, record_id, sections.clone());
+    // section 1 may only be shared together with section 0
+    draft.extraction_policy = medfabric_crypto::ces::ExtractionPolicy::new()
+        .requires(1, [0])
+        .unwrap();
+    let prepared = env
+        .records
+        .prepare(&mut rng, &env.cast.physician, draft)
+        .unwrap();
+    env.records
+        .commit_prepared(&env.cast.physician, &prepared)
+        .await
+        .unwrap();
+    let request = |share_id: &str, ids: &[&str]| medfabric_records::PublishRequest {
+        share_id: share_id.into(),
+        record_id: record_id.into(),
+        sections: ids.iter().map(|s| (*s).to_owned()).collect(),
+        policy: demo::SHARE_POLICY.to_owned(),
+        auto_grant_seconds: None,
+    };
+    let (first, second, last) = (
+        sections[0].id.to_string(),
+        sections[1].id.to_string(),
+        sections[sections.len() - 1].id.to_string(),
+    );
+
+    let err = env
+        .records
+        .publish(&env.cast.patient, &request("p-none", &["no-such-section"]))
+        .await
+        .expect_err("unknown section");
+    assert_eq!(err.stage(), Stage::Validate, "{err}");
+    assert!(err.to_string().contains("has no section"), "{err}");
+
+    let err = env
+        .records
+        .publish(&env.cast.patient, &request("p-alone", &[second.as_str()]))
+        .await
+        .expect_err("forbidden subset");
+    assert_eq!(err.stage(), Stage::Validate, "{err}");
+    assert!(err.to_string().contains("extraction policy"), "{err}");
+
+    let summary = env
+        .records
+        .publish(
+            &env.cast.patient,
+            &request("p-ok", &[last.as_str(), second.as_str(), first.as_str()]),
+        )
+        .await
+        .unwrap();
+    let indices: Vec<u64> = summary
+        .sections
+        .iter()
+        .map(|s| s["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        indices,
+        vec![0, 1, sections.len() as u64 - 1],
+        "{summary:?}"
+    );
+
+    // Tamper with a section that is not even shared: publishing streams every section
+    // through verification, so it refuses the record.
+    let digest = prepared.sections[2].digest.to_hex();
+    let path = demo::files_under(&env.store_dir)
+        .into_iter()
+        .find(|p| p.ends_with(&digest))
+        .expect("the object file");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[0] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = env
+        .records
+        .publish(&env.cast.patient, &request("p-tampered", &[last.as_str()]))
+        .await
+        .expect_err("tampered object");
+    assert_eq!(err.stage(), Stage::Verify, "{err}");
+    assert!(err.to_string().contains(&digest), "{err}");
+    let err = env
+        .records
+        .request(&env.cast.researcher, "p-tampered", "r-tampered", "research")
+        .await
+        .expect_err("nothing was published");
+    assert_eq!(err.stage(), Stage::Share, "{err}");
+    env.shutdown().await;
 }
