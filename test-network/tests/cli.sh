@@ -138,7 +138,7 @@ put=$(as hospital1 "$work/dr" -- --json record put "$bundle" --id "$rec" --owner
 sections=$(json '.sections | length' <<<"$put")
 [ "$sections" -ge 5 ] || fail "record put stored $sections sections: $put"
 as hospital1 "$work/pn" -- record get "$rec" --out "$work/own" >/dev/null
-cmp -s "$(ls "$work"/own/*-CT_small.bin)" "$dicom" ||
+cmp -s "$(ls "$work"/own/*-CT_small)" "$dicom" ||
   fail "the owner's copy of the image differs: $(ls "$work/own")"
 out=$(as hospital1 "$work/nurse" -- record get "$rec" 2>&1) && fail "a nurse read the patient's record: $out"
 

@@ -392,21 +392,6 @@ fn emit(json: bool, value: &serde_json::Value, human: impl FnOnce()) {
     }
 }
 
-fn write_sections(out: &Path, sections: &[medfabric_records::OpenedSection]) -> Result<()> {
-    std::fs::create_dir_all(out)?;
-    for s in sections {
-        let ext = if s.media_type.starts_with("application/fhir+json") {
-            "json"
-        } else {
-            "bin"
-        };
-        let path = out.join(format!("{:02}-{}.{ext}", s.index, s.id));
-        std::fs::write(&path, &s.bytes)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
-}
-
 pub async fn record(cmd: RecordCommand, settings: &Settings, json: bool) -> Result<()> {
     let mut s = session(settings).await?;
     // bars for attachments streamed to and from the object store (terminal only)
@@ -490,26 +475,51 @@ pub async fn record(cmd: RecordCommand, settings: &Settings, json: bool) -> Resu
             );
         }
         RecordCommand::Get { record_id, out } => {
-            let opened = s
-                .records
-                .open_own_record(&owner(&s)?, &record_id, "treatment")
-                .await?;
-            if let Some(dir) = &out {
-                write_sections(dir, &opened.sections)?;
-            }
-            let list: Vec<_> = opened.sections.iter().map(|x| serde_json::json!({"id": x.id, "index": x.index, "mediaType": x.media_type, "bytes": x.bytes.len()})).collect();
+            // With --out every section is streamed to its file (bounded memory, renamed into
+            // place only once authenticated); without, the sections are opened in memory.
+            let opened = match &out {
+                Some(dir) => {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                    s.records
+                        .open_own_record_to_dir(&owner(&s)?, &record_id, "treatment", dir)
+                        .await?
+                }
+                None => {
+                    s.records
+                        .open_own_record(&owner(&s)?, &record_id, "treatment")
+                        .await?
+                }
+            };
+            let size = |x: &medfabric_records::OpenedSection| {
+                x.file
+                    .as_ref()
+                    .and_then(|f| std::fs::metadata(f).ok())
+                    .map_or(x.bytes.len() as u64, |m| m.len())
+            };
+            let list: Vec<_> = opened.sections.iter().map(|x| serde_json::json!({"id": x.id, "index": x.index, "mediaType": x.media_type, "bytes": size(x), "file": x.file})).collect();
             emit(
                 json,
                 &serde_json::json!({"recordId": opened.record_id, "version": opened.version, "sections": list}),
                 || {
                     println!("record {} v{}", opened.record_id, opened.version);
                     for x in &opened.sections {
-                        println!(
-                            "  [{}] {}: {}",
-                            x.index,
-                            x.id,
-                            medfabric_records::demo::describe_section(&x.media_type, &x.bytes)
-                        );
+                        match &x.file {
+                            Some(f) => println!(
+                                "  [{}] {}: {} ({} bytes) -> {}",
+                                x.index,
+                                x.id,
+                                x.media_type,
+                                size(x),
+                                f.display()
+                            ),
+                            None => println!(
+                                "  [{}] {}: {}",
+                                x.index,
+                                x.id,
+                                medfabric_records::demo::describe_section(&x.media_type, &x.bytes)
+                            ),
+                        }
                     }
                 },
             );

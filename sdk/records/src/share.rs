@@ -360,8 +360,8 @@ impl Records {
 
     /// Streams one section object into a file in `dir`: verified download, segment-by-segment
     /// decryption into a temporary file, CES leaf computed on the way; the temporary file is
-    /// renamed into place only when the object's digest, every segment and the leaf `leaf`
-    /// have verified. Returns the media type and the file.
+    /// renamed into place only when the object's digest, every segment and (when given) the
+    /// author-signed leaf `leaf` have verified. Returns the media type and the file.
     #[allow(clippy::too_many_arguments, reason = "one private step of access")]
     async fn open_section_to_file(
         &self,
@@ -370,7 +370,7 @@ impl Records {
         ctx: &SectionContext<'_>,
         sid: &SectionId,
         key: &SectionKey,
-        leaf: &ces::Digest,
+        leaf: Option<&ces::Digest>,
         dir: &std::path::Path,
     ) -> Result<(String, std::path::PathBuf)> {
         use tokio::io::AsyncWriteExt as _;
@@ -386,7 +386,7 @@ impl Records {
         let streamed = self
             .stream_section(manifest, index, ctx, sid, key, Some(&mut file))
             .await?;
-        if streamed.leaf != *leaf {
+        if leaf.is_some_and(|leaf| streamed.leaf != *leaf) {
             return Err(Error::Verify(format!(
                 "section {sid} is not the one the author signed"
             )));
@@ -656,6 +656,47 @@ impl Records {
             });
         }
         // Leaf order, whatever order the release lists them in.
+        sections.sort_by_key(|s| s.index);
+        let release = own.release;
+        Ok(OpenedRecord {
+            record_id: release.record_id,
+            version: release.version,
+            sections,
+            ces_signature: unb64(&release.ces_signature, "CES signature")?,
+            location: release.location.parse()?,
+        })
+    }
+
+    /// As [`open_own_record`](Self::open_own_record), streaming each section into its own file
+    /// in `dir` (`<leaf index>-<section id>`) in bounded memory: verified download, segment
+    /// by segment decryption into a temporary file, renamed into place only once the whole
+    /// section decrypted and authenticated. The returned sections carry the file, no bytes.
+    ///
+    /// # Errors
+    /// Any stage's error; a section that fails leaves no file (earlier sections stay).
+    pub async fn open_own_record_to_dir(
+        &self,
+        owner: &Owner,
+        record_id: &str,
+        purpose: &str,
+        dir: &std::path::Path,
+    ) -> Result<OpenedRecord> {
+        let own = self.own_release(owner, record_id, purpose).await?;
+        let mut sections = Vec::with_capacity(own.release.sections.len());
+        for s in &own.release.sections {
+            let (index, sid, key) = Self::own_section_key(&own, s)?;
+            let ctx = SectionContext::new(&own.rid, own.release.version, &sid);
+            let (media_type, file) = self
+                .open_section_to_file(&own.manifest, index, &ctx, &sid, &key, None, dir)
+                .await?;
+            sections.push(OpenedSection {
+                id: s.id.clone(),
+                index,
+                media_type,
+                bytes: Vec::new(),
+                file: Some(file),
+            });
+        }
         sections.sort_by_key(|s| s.index);
         let release = own.release;
         Ok(OpenedRecord {
@@ -1171,7 +1212,15 @@ impl Records {
             if let Some(dir) = dir {
                 let ctx = SectionContext::new(&rid, record_version, &sid);
                 let (media_type, path) = self
-                    .open_section_to_file(&manifest, section.index, &ctx, &sid, &key, leaf, dir)
+                    .open_section_to_file(
+                        &manifest,
+                        section.index,
+                        &ctx,
+                        &sid,
+                        &key,
+                        Some(leaf),
+                        dir,
+                    )
                     .await?;
                 out.push(OpenedSection {
                     id: section.id.clone(),

@@ -794,3 +794,75 @@ async fn publish_proves_from_streamed_leaves_and_refuses_what_it_cannot_prove() 
     assert_eq!(err.stage(), Stage::Share, "{err}");
     env.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_streams_its_record_into_a_folder_and_a_tampered_section_leaves_no_file() {
+    let mut env = common::environment(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("ct.dcm");
+    let expected = common::write_attachment(&src, 11, 3 * 1024 * 1024 + 1);
+    let mut rng = rand::rngs::OsRng;
+    let file = medfabric_records::AttachmentFile {
+        id: medfabric_crypto::record::SectionId::new("ct-series").unwrap(),
+        content_type: medfabric_crypto::record::ContentType::attachment("application/dicom")
+            .unwrap(),
+        path: src.clone(),
+    };
+    let fhir = demo::default_sections().unwrap()[..2].to_vec();
+    let stored = env
+        .records
+        .store_with_files(
+            &mut rng,
+            &env.cast.physician,
+            common::draft(&env, "rec-own-dir", fhir.clone()),
+            vec![file],
+        )
+        .await
+        .unwrap();
+    let out = dir.path().join("own");
+    std::fs::create_dir(&out).unwrap();
+    let opened = env
+        .records
+        .open_own_record_to_dir(&env.cast.patient, &stored.record_id, "treatment", &out)
+        .await
+        .unwrap();
+    assert_eq!(opened.sections.len(), 3);
+    for (section, original) in opened.sections.iter().zip(&fhir) {
+        assert!(section.bytes.is_empty(), "streamed, not held");
+        let written = std::fs::read(section.file.as_ref().unwrap()).unwrap();
+        assert_eq!(written, original.bytes, "section {}", section.id);
+    }
+    let image = opened.sections[2].file.clone().unwrap();
+    assert!(image.ends_with("0002-ct-series"), "{}", image.display());
+    assert_eq!(common::sha256_file(&image), expected);
+
+    // The attachment's object tampered with: refused, and no file for it (not even a
+    // temporary one); the sections before it were written.
+    let largest = demo::files_under(&env.store_dir.join("objects"))
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&largest).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x80;
+    std::fs::write(&largest, &bytes).unwrap();
+    let again = dir.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    let err = env
+        .records
+        .open_own_record_to_dir(&env.cast.patient, &stored.record_id, "treatment", &again)
+        .await
+        .expect_err("tampered");
+    assert_eq!(err.stage(), Stage::Verify, "{err}");
+    let names: Vec<String> = std::fs::read_dir(&again)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("ct-series") || n.starts_with('.')),
+        "{names:?}"
+    );
+    env.shutdown().await;
+}
