@@ -47,6 +47,9 @@ done
 step "the README's main job: the embedded end-to-end demo"
 cargo run --release --locked -q -p medfabric-cli -- demo
 
+step "the bench command, once through every flow (1 MiB attachment, 10 proxy requests)"
+cargo run --release --locked -q -p medfabric-cli -- bench --iterations 1 --attachment-mib 1 --proxy-requests 10
+
 step "benchmarks compile"
 cargo bench --workspace --locked --no-run
 

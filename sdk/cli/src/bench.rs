@@ -13,7 +13,7 @@ use medfabric_blobstore::object_store::{ObjectStoreExt, PutPayload};
 use medfabric_crypto::ces::ExtractionPolicy;
 use medfabric_crypto::record::{ContentType, RecordId, Section, SectionId};
 use medfabric_records::demo::{self, DemoOptions, Environment};
-use medfabric_records::proxy::{ProxyClient, ProxyConfig};
+use medfabric_records::proxy::ProxyConfig;
 use medfabric_records::{AttachmentFile, PublishRequest, RecordDraft, fhir};
 use rand::RngCore;
 use serde::Serialize;
@@ -474,7 +474,8 @@ pub async fn run(args: BenchArgs, json: bool) -> Result<()> {
             unix_now() + 3600,
         )
         .await?;
-    let client = ProxyClient::new();
+    // the pipeline's own client: it trusts the proxies' TLS CA
+    let client = env.records.proxy_client().clone();
     let proxy = client
         .info(&proxies[0], records.roots())
         .await

@@ -156,4 +156,9 @@ impl Records {
     pub fn roots(&self) -> &[String] {
         &self.roots
     }
+
+    /// The proxy client, with the proxy TLS roots this pipeline trusts.
+    pub fn proxy_client(&self) -> &proxy::ProxyClient {
+        &self.proxies
+    }
 }
