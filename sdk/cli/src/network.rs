@@ -392,6 +392,37 @@ fn emit(json: bool, value: &serde_json::Value, human: impl FnOnce()) {
     }
 }
 
+/// Bytes of an opened section: its file's size when it was streamed to one.
+fn section_size(x: &medfabric_records::OpenedSection) -> u64 {
+    x.file
+        .as_ref()
+        .and_then(|f| std::fs::metadata(f).ok())
+        .map_or(x.bytes.len() as u64, |m| m.len())
+}
+
+fn section_json(x: &medfabric_records::OpenedSection) -> serde_json::Value {
+    serde_json::json!({"id": x.id, "index": x.index, "mediaType": x.media_type, "bytes": section_size(x), "file": x.file})
+}
+
+fn print_section(x: &medfabric_records::OpenedSection) {
+    match &x.file {
+        Some(f) => println!(
+            "  [{}] {}: {} ({} bytes) -> {}",
+            x.index,
+            x.id,
+            x.media_type,
+            section_size(x),
+            f.display()
+        ),
+        None => println!(
+            "  [{}] {}: {}",
+            x.index,
+            x.id,
+            medfabric_records::demo::describe_section(&x.media_type, &x.bytes)
+        ),
+    }
+}
+
 pub async fn record(cmd: RecordCommand, settings: &Settings, json: bool) -> Result<()> {
     let mut s = session(settings).await?;
     // bars for attachments streamed to and from the object store (terminal only)
@@ -491,36 +522,13 @@ pub async fn record(cmd: RecordCommand, settings: &Settings, json: bool) -> Resu
                         .await?
                 }
             };
-            let size = |x: &medfabric_records::OpenedSection| {
-                x.file
-                    .as_ref()
-                    .and_then(|f| std::fs::metadata(f).ok())
-                    .map_or(x.bytes.len() as u64, |m| m.len())
-            };
-            let list: Vec<_> = opened.sections.iter().map(|x| serde_json::json!({"id": x.id, "index": x.index, "mediaType": x.media_type, "bytes": size(x), "file": x.file})).collect();
+            let list: Vec<_> = opened.sections.iter().map(section_json).collect();
             emit(
                 json,
                 &serde_json::json!({"recordId": opened.record_id, "version": opened.version, "sections": list}),
                 || {
                     println!("record {} v{}", opened.record_id, opened.version);
-                    for x in &opened.sections {
-                        match &x.file {
-                            Some(f) => println!(
-                                "  [{}] {}: {} ({} bytes) -> {}",
-                                x.index,
-                                x.id,
-                                x.media_type,
-                                size(x),
-                                f.display()
-                            ),
-                            None => println!(
-                                "  [{}] {}: {}",
-                                x.index,
-                                x.id,
-                                medfabric_records::demo::describe_section(&x.media_type, &x.bytes)
-                            ),
-                        }
-                    }
+                    opened.sections.iter().for_each(print_section);
                 },
             );
         }
@@ -636,13 +644,7 @@ pub async fn record(cmd: RecordCommand, settings: &Settings, json: bool) -> Resu
                         .await?
                 }
             };
-            let size = |x: &medfabric_records::OpenedSection| {
-                x.file
-                    .as_ref()
-                    .and_then(|f| std::fs::metadata(f).ok())
-                    .map_or(x.bytes.len() as u64, |m| m.len())
-            };
-            let list: Vec<_> = got.sections.iter().map(|x| serde_json::json!({"id": x.id, "index": x.index, "mediaType": x.media_type, "bytes": size(x), "file": x.file})).collect();
+            let list: Vec<_> = got.sections.iter().map(section_json).collect();
             emit(
                 json,
                 &serde_json::json!({"recordId": got.record_id, "version": got.record_version, "sections": list, "proxies": got.proxies_used}),
@@ -653,24 +655,7 @@ pub async fn record(cmd: RecordCommand, settings: &Settings, json: bool) -> Resu
                         got.record_version,
                         got.sections.len()
                     );
-                    for x in &got.sections {
-                        match &x.file {
-                            Some(f) => println!(
-                                "  [{}] {}: {} ({} bytes) -> {}",
-                                x.index,
-                                x.id,
-                                x.media_type,
-                                size(x),
-                                f.display()
-                            ),
-                            None => println!(
-                                "  [{}] {}: {}",
-                                x.index,
-                                x.id,
-                                medfabric_records::demo::describe_section(&x.media_type, &x.bytes)
-                            ),
-                        }
-                    }
+                    got.sections.iter().for_each(print_section);
                 },
             );
         }

@@ -655,16 +655,7 @@ impl Records {
                 file: None,
             });
         }
-        // Leaf order, whatever order the release lists them in.
-        sections.sort_by_key(|s| s.index);
-        let release = own.release;
-        Ok(OpenedRecord {
-            record_id: release.record_id,
-            version: release.version,
-            sections,
-            ces_signature: unb64(&release.ces_signature, "CES signature")?,
-            location: release.location.parse()?,
-        })
+        opened_record(own, sections)
     }
 
     /// As [`open_own_record`](Self::open_own_record), streaming each section into its own file
@@ -697,15 +688,7 @@ impl Records {
                 file: Some(file),
             });
         }
-        sections.sort_by_key(|s| s.index);
-        let release = own.release;
-        Ok(OpenedRecord {
-            record_id: release.record_id,
-            version: release.version,
-            sections,
-            ces_signature: unb64(&release.ces_signature, "CES signature")?,
-            location: release.location.parse()?,
-        })
+        opened_record(own, sections)
     }
 
     /// The owner publishes sections of a record on `sharing` with the CES extraction proof of
@@ -1357,6 +1340,20 @@ async fn open_into(
 
 /// A file name for section `sid` at leaf `index`: the index keeps names unique, and only
 /// `[A-Za-z0-9._-]` of the id are kept so that no id can name another folder.
+/// The owner's opened record from its release and sections, in leaf order whatever order the
+/// release listed them in.
+fn opened_record(own: OwnRelease, mut sections: Vec<OpenedSection>) -> Result<OpenedRecord> {
+    sections.sort_by_key(|s| s.index);
+    let release = own.release;
+    Ok(OpenedRecord {
+        record_id: release.record_id,
+        version: release.version,
+        sections,
+        ces_signature: unb64(&release.ces_signature, "CES signature")?,
+        location: release.location.parse()?,
+    })
+}
+
 fn section_file_name(index: u32, sid: &SectionId) -> String {
     let safe: String = sid
         .as_str()
