@@ -96,6 +96,10 @@ MEDFABRIC_REAL_NETWORK=1 cargo test --locked -p medfabric-ca --test test_network
 step "medical contracts on the real network (Fabric CA identities, both channels)"
 cargo test --locked -p medfabric-contracts --test medical_peer -- --ignored
 
+step "the medical benchmark, once through every arm (the figures of docs/benchmarks-medical.md)"
+cargo run --release --locked -q -p medfabric-contracts --example bench_medical -- \
+  --reps 3 --baseline-reps 1 --n 20 --concurrency 10 --rounds 1 > target/bench-medical-smoke.json
+
 step "the end-to-end story on the real network (medfabric demo --network)"
 cargo test --locked -p medfabric-records --test network -- --ignored
 cargo run --release --locked -q -p medfabric-cli -- demo --network test-network/.state

@@ -6,6 +6,8 @@
 //! test-network/network.sh deploy --name medfabric --binary target/release/medfabric-chaincode \
 //!     --channels "storage sharing" --port 9997 --collections collections/medfabric.json
 //! test-network/network.sh deploy        # asset-transfer-basic as `basic` (port 9999)
+//! test-network/network.sh deploy --name conformance --binary target/release/conformance-chaincode \
+//!     --channels storage --port 9998 --collections collections/conformance.json   # floor arms
 //! cargo run --release -p medfabric-contracts --example bench_medical -- [options]
 //! ```
 //!
@@ -56,8 +58,21 @@
 //!     key-level endorsement policy, an audit entry). Arm `recordArgument`: `Record:Create`
 //!     with the manifest as its argument (carried twice: input and write set).
 //!
+//!     **Floor arms** (the conformance chaincode's `Conformance:Ops`, which runs a list of
+//!     ledger operations with no logic around them; list and values in transient data):
+//!     `floor` makes exactly the ledger calls `Record:Create` makes, in its order, on keys and
+//!     values of the same sizes (read the author policy, the head and the owner's pseudonym;
+//!     write the index, its key-level policy and the audit entry; set the event), so
+//!     `record / floor` is the cost of the contract's own logic and `floor / basic` the cost
+//!     Fabric charges for the operations the contract's rules need. `floorBytes` moves the same
+//!     bytes in `CreateAsset`'s shape (one read, one write), `floorTiny` is `CreateAsset`
+//!     through `Ops` (checks that the mechanism itself costs what `basic` costs). Needs the
+//!     conformance chaincode on `storage` (`MEDFABRIC_CONFORMANCE_CHAINCODE`, default
+//!     `conformance`).
+//!
 //! `--parts a|b|ab` runs part (a), (b) or both (default); `--arms` picks throughput arms
-//! (comma-separated from `basic,record,basicSameBytes,recordArgument`, default all).
+//! (comma-separated from `basic,record,basicSameBytes,recordArgument,floor,floorBytes,
+//! floorTiny`, default all).
 //!
 //! Records are CES-signed by the physician's enrolment key and shares carry real subset
 //! proofs (the chaincode verifies both); the 64-section record is created on `storage` before
@@ -77,17 +92,26 @@ use medfabric_gateway::Contract;
 use medical::{Backend, Call, Channel, SHARE_POLICY, User, b64, call};
 use peer_network::{PeerBackend, basic_chaincode, error_text, submit_call};
 use serde_json::{Value, json};
+use sha2::Digest as _;
 
 const SECTIONS: u32 = 64;
 /// The throughput arms of part (b).
-const ARMS: [&str; 4] = ["basic", "record", "basicSameBytes", "recordArgument"];
+const ARMS: [&str; 7] = [
+    "basic",
+    "record",
+    "basicSameBytes",
+    "recordArgument",
+    "floor",
+    "floorBytes",
+    "floorTiny",
+];
 /// Latency samples dropped at the start of part (a).
 const WARMUP: usize = 3;
 
 struct Options {
     /// Which parts run: `a` (request latency and baselines), `b` (creation throughput).
     parts: String,
-    /// Which throughput arms run (default: all four).
+    /// Which throughput arms run (default: all).
     arms: Vec<String>,
     reps: usize,
     baseline_reps: usize,
@@ -253,6 +277,129 @@ async fn timed_submit(contract: &Contract, c: &Call) -> Duration {
 }
 
 /// N submits with C in flight; returns (wall time, successes, first errors, highest block).
+/// The conformance chaincode (`MEDFABRIC_CONFORMANCE_CHAINCODE`, default `conformance`), whose
+/// `Ops` runs the floor arm.
+fn conformance_chaincode() -> String {
+    std::env::var("MEDFABRIC_CONFORMANCE_CHAINCODE").unwrap_or_else(|_| "conformance".into())
+}
+
+/// Sizes of the two values `Record:Create` reads besides the (absent) head: the stored
+/// `record.author` policy and the owner's pseudonym registration, as read off committed blocks.
+const FLOOR_POLICY_BYTES: usize = 379;
+const FLOOR_PSEUDONYM_BYTES: usize = 672;
+
+fn floor_policy_key(run: &str) -> String {
+    format!("{run}-floor-policy")
+}
+
+fn floor_pseudonym_key(run: &str) -> String {
+    format!("{run}-floor-pseudonym")
+}
+
+/// Writes the policy and pseudonym values the floor arm reads.
+fn floor_setup(b: &PeerBackend, contract: &Contract, run: &str) {
+    let ops = json!([
+        {"put": {"key": floor_policy_key(run), "transient": "policy"}},
+        {"put": {"key": floor_pseudonym_key(run), "transient": "pseudonym"}},
+    ]);
+    let setup = call("Ops", &[&ops.to_string()])
+        .transient("policy", &vec![b'p'; FLOOR_POLICY_BYTES])
+        .transient("pseudonym", &vec![b'q'; FLOOR_PSEUDONYM_BYTES]);
+    if let Err((e, _)) = b.runtime.block_on(submit_call(contract, &setup)) {
+        panic!(
+            "the floor arm needs the conformance chaincode on storage ({}): {}; deploy it with \
+             test-network/network.sh deploy --name conformance --binary target/release/conformance-chaincode \
+             --channels storage --port 9998 --collections collections/conformance.json",
+            conformance_chaincode(),
+            error_text(&e)
+        );
+    }
+}
+
+/// One floor transaction: exactly the ledger operations `Record:Create` makes, in its order,
+/// on keys and values of the same sizes, with no contract logic around them (conformance
+/// `Ops`, list in transient data): read the author policy, the head (absent) and the owner's
+/// pseudonym; write the index; set its key-level policy (the holding hospital); write the audit
+/// entry; set the event.
+///
+/// Two decompositions use the same mechanism: `floorBytes` moves the same bytes in the shape
+/// of `CreateAsset` (read the head, write index and audit entry as one value: two round trips,
+/// one key, no key-level policy), and `floorTiny` is `CreateAsset` itself through `Ops` (read
+/// a key, write a 90-byte value), i.e. the conformance chaincode's cost against `basic`.
+fn floor_call(b: &mut PeerBackend, shape: &str, run: &str, record_id: &str, owner: &str) -> Call {
+    let author = b.fingerprint(User::Physician);
+    let msp = User::Physician.spec().msp;
+    let mut index = medical::record_json(b, User::Physician, record_id, 1, owner);
+    // The fields the chaincode adds to the manifest when it stores the index.
+    let actor = json!({"fingerprint": author, "msp": msp});
+    let at = json!({"seconds": 1_795_283_416u64, "nanos": 103_522_037u32});
+    // Unique per transaction, as the real audit key is (it ends with the transaction id).
+    let tx_id = hex::encode(sha2::Sha256::digest(record_id.as_bytes()));
+    for (name, value) in [
+        ("rightsVersion", json!(0)),
+        ("author", actor.clone()),
+        ("versionAuthor", actor.clone()),
+        ("holderMsp", json!(msp)),
+        ("createdAt", at.clone()),
+        ("versionAt", at.clone()),
+        ("updatedAt", at.clone()),
+        ("txId", json!(tx_id)),
+    ] {
+        index[name] = value;
+    }
+    for section in index["sections"].as_array_mut().into_iter().flatten() {
+        if section.get("cpabe").is_none() {
+            section["cpabe"] = Value::Null;
+        }
+    }
+    let audit = json!({
+        "owner": owner, "channel": "storage", "txId": tx_id, "at": at, "actor": actor,
+        "action": "record.create", "recordId": record_id, "recordVersion": 1,
+        "sections": medical::SECTION_IDS,
+    });
+    let event = json!({"recordId": record_id, "version": 1, "holderMsp": msp});
+    // The length of the composite key `\0mf.record\0<id>\0`.
+    let head = format!("~mf.record~{record_id}~");
+    let audit_key = format!(
+        "audit/{owner}/{:020}.{:09}/{tx_id}/00",
+        1_795_283_416u64, 103_522_037u32
+    );
+    let (index, audit, event) = (index.to_string(), audit.to_string(), event.to_string());
+    let (ops, index) = match shape {
+        "floor" => (
+            json!([
+                {"get": floor_policy_key(run)},
+                {"get": head},
+                {"get": floor_pseudonym_key(run)},
+                {"put": {"key": head, "transient": "index"}},
+                {"keyPolicy": {"key": head, "organizations": [msp]}},
+                {"put": {"key": audit_key, "transient": "audit"}},
+                {"event": {"name": "Record:Create", "transient": "event"}},
+            ]),
+            index,
+        ),
+        "floorBytes" => (
+            json!([
+                {"get": head},
+                {"put": {"key": head, "transient": "index"}},
+                {"event": {"name": "Record:Create", "transient": "event"}},
+            ]),
+            format!("[{index},{audit}]"),
+        ),
+        "floorTiny" => (
+            json!([{"get": head}, {"put": {"key": head, "transient": "index"}}]),
+            json!({"ID": record_id, "Color": "blue", "Size": 5, "Owner": "Tom", "AppraisedValue": 300})
+                .to_string(),
+        ),
+        other => panic!("no floor shape {other}"),
+    };
+    call("Ops", &[""])
+        .transient("ops", ops.to_string().as_bytes())
+        .transient("index", index.as_bytes())
+        .transient("audit", audit.as_bytes())
+        .transient("event", event.as_bytes())
+}
+
 async fn burst(
     contract: &Contract,
     calls: Vec<Call>,
@@ -563,17 +710,23 @@ fn main() {
     )
     .to_string()
     .len();
+    let floor_contract = b.users[&User::Physician]
+        .gateway
+        .network("storage")
+        .contract(conformance_chaincode(), None);
+    if o.parts.contains('b') && o.arms.iter().any(|a| a.starts_with("floor")) {
+        floor_setup(&b, &floor_contract, &run);
+    }
     let mut rounds = Vec::new();
-    let (mut record_tps, mut basic_tps, mut control_tps) = (Vec::new(), Vec::new(), Vec::new());
-    let mut record_argument_tps = Vec::new();
+    // Throughput samples per arm.
+    let mut tps_of: std::collections::BTreeMap<&str, Vec<f64>> = std::collections::BTreeMap::new();
     let throughput_rounds = if o.parts.contains('b') { o.rounds } else { 0 };
     for round in 0..throughput_rounds {
         // Alternate which goes first.
-        let order = if round % 2 == 0 {
-            ["basic", "record", "basicSameBytes", "recordArgument"]
-        } else {
-            ["recordArgument", "basicSameBytes", "record", "basic"]
-        };
+        let mut order = ARMS.to_vec();
+        if round % 2 == 1 {
+            order.reverse();
+        }
         for which in order.into_iter().filter(|w| o.arms.iter().any(|a| a == w)) {
             let (contract, calls): (&Contract, Vec<Call>) = if which == "basicSameBytes" {
                 // Control: CreateAsset whose `owner` is a Record:Create manifest, i.e. the same
@@ -600,6 +753,14 @@ fn main() {
                     })
                     .collect();
                 (&basic_storage, calls)
+            } else if which.starts_with("floor") {
+                let calls = (0..o.n)
+                    .map(|i| {
+                        let id = format!("{run}-{which}-{round}-{i}");
+                        floor_call(&mut b, which, &run, &id, &patient)
+                    })
+                    .collect();
+                (&floor_contract, calls)
             } else if which == "record" || which == "recordArgument" {
                 let as_argument = which == "recordArgument";
                 let calls = (0..o.n)
@@ -651,12 +812,7 @@ fn main() {
                 wall.as_secs_f64()
             );
             assert!(errors.is_empty(), "{which} round {round}: {errors:?}");
-            match which {
-                "record" => record_tps.push(tps),
-                "recordArgument" => record_argument_tps.push(tps),
-                "basic" => basic_tps.push(tps),
-                _ => control_tps.push(tps),
-            }
+            tps_of.entry(which).or_default().push(tps);
             rounds.push(json!({
                 "round": round,
                 "chaincode": which,
@@ -668,6 +824,10 @@ fn main() {
         }
     }
 
+    let arm_ratio = |a: &str, b: &str| match (tps_of.get(a), tps_of.get(b)) {
+        (Some(a), Some(b)) => ratio(a, b),
+        _ => Value::Null,
+    };
     let report = json!({
         "run": run,
         "command": std::env::args().collect::<Vec<_>>().join(" "),
@@ -680,13 +840,14 @@ fn main() {
         "throughput": {
             "recordCreateArgumentBytes": record_bytes,
             "rounds": rounds,
-            "recordCreateTps": stats(&record_tps),
-            "basicCreateAssetTps": stats(&basic_tps),
-            "ratioRecordOverBasic": ratio(&record_tps, &basic_tps),
-            "controlBasicSameBytesTps": stats(&control_tps),
-            "ratioRecordOverBasicSameBytes": ratio(&record_tps, &control_tps),
-            "recordCreateManifestAsArgumentTps": stats(&record_argument_tps),
-            "ratioRecordManifestAsArgumentOverBasic": ratio(&record_argument_tps, &basic_tps),
+            "tps": tps_of.iter().map(|(arm, tps)| (arm.to_string(), stats(tps))).collect::<serde_json::Map<_, _>>(),
+            "ratioRecordOverBasic": arm_ratio("record", "basic"),
+            "ratioRecordOverBasicSameBytes": arm_ratio("record", "basicSameBytes"),
+            "ratioRecordManifestAsArgumentOverBasic": arm_ratio("recordArgument", "basic"),
+            "ratioFloorOverBasic": arm_ratio("floor", "basic"),
+            "ratioRecordOverFloor": arm_ratio("record", "floor"),
+            "ratioFloorBytesOverBasic": arm_ratio("floorBytes", "basic"),
+            "ratioFloorTinyOverBasic": arm_ratio("floorTiny", "basic"),
             "target": ">= 0.8",
         },
     });

@@ -3,6 +3,7 @@
 //! The conformance suite (`tests/conformance/`) drives these against the in-memory ledger and
 //! against a real peer and expects identical observations. Nothing here is medical logic.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use medfabric_shim::contract::{Contract, Json, Router};
@@ -36,6 +37,61 @@ fn transient_value(ledger: &dyn Ledger, name: &str) -> Result<Vec<u8>, ContractE
         .ok_or_else(|| ContractError::BadArguments(format!("transient field {name:?} is required")))
 }
 
+/// One ledger operation of `Conformance:Ops`. Values come from transient fields, so a script
+/// can write large values without carrying them in the proposal's arguments.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Op {
+    /// `{"get": key}`: read a key; observed as the value's length, or null when absent.
+    Get(String),
+    /// `{"put": {"key": k, "transient": name}}`: write transient field `name` under `k`.
+    Put { key: String, transient: String },
+    /// `{"keyPolicy": {"key": k, "organizations": [msp, ...]}}`: every one of them must endorse
+    /// the next change of `k`.
+    KeyPolicy {
+        key: String,
+        organizations: Vec<String>,
+    },
+    /// `{"event": {"name": n, "transient": name}}`: set the transaction's event.
+    Event { name: String, transient: String },
+}
+
+/// The most operations one `Ops` transaction runs.
+pub const MAX_OPS: usize = 64;
+
+/// Runs `ops` in order, one ledger call each: the ledger cost of a transaction's operations
+/// without any contract logic around them (the floor arm of `examples/bench_medical.rs`).
+fn run_ops(ledger: &dyn Ledger, ops: Vec<Op>) -> Result<Value, ContractError> {
+    if ops.is_empty() || ops.len() > MAX_OPS {
+        return Err(ContractError::BadArguments(format!(
+            "argument ops: between 1 and {MAX_OPS} operations, got {}",
+            ops.len()
+        )));
+    }
+    let mut observed = Vec::with_capacity(ops.len());
+    for op in ops {
+        observed.push(match op {
+            Op::Get(key) => json!(ledger.get_state(&key)?.map(|v| v.len())),
+            Op::Put { key, transient } => {
+                ledger.put_state(&key, &transient_value(ledger, &transient)?)?;
+                Value::Null
+            }
+            Op::KeyPolicy { key, organizations } => {
+                ledger.set_key_endorsement_policy(
+                    &key,
+                    &KeyEndorsementPolicy::all_of(organizations),
+                )?;
+                Value::Null
+            }
+            Op::Event { name, transient } => {
+                ledger.set_event(&name, &transient_value(ledger, &transient)?)?;
+                Value::Null
+            }
+        });
+    }
+    Ok(Value::Array(observed))
+}
+
 /// The conformance contract.
 pub fn contract() -> Contract {
     Contract::new("Conformance")
@@ -50,6 +106,14 @@ pub fn contract() -> Contract {
                 l.put_state(&format!("{prefix}{i:04}"), format!("v{i}").as_bytes())?;
             }
             Ok(())
+        })
+        .submit("Ops", &["ops"], |l: &dyn Ledger, (ops,): (String,)| {
+            // An empty argument takes the list from transient field `ops`, so a benchmark can
+            // keep it out of the transaction as the SDK keeps a record's manifest out.
+            let ops = if ops.is_empty() { text(&transient_value(l, "ops")?) } else { ops };
+            let ops: Vec<Op> = serde_json::from_str(&ops)
+                .map_err(|e| ContractError::BadArguments(format!("argument ops is not the expected JSON: {e}")))?;
+            run_ops(l, ops).map(Json)
         })
         .evaluate("Get", &["key"], |l: &dyn Ledger, (key,): (String,)| {
             Ok(Json(l.get_state(&key)?.map(|v| text(&v))))

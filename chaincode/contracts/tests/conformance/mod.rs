@@ -99,6 +99,7 @@ pub fn run_suite(b: &mut dyn Backend, run: &str) {
     key_level_endorsement(b, run);
     context(b, run);
     events_and_invocation(b, run);
+    ops_script(b, run);
     errors(b, run);
 }
 
@@ -333,6 +334,68 @@ fn events_and_invocation(b: &mut dyn Backend, run: &str) {
             .contains("does not exist"),
         "{response}"
     );
+}
+
+/// `Ops`: a list of ledger operations run in order in one transaction.
+fn ops_script(b: &mut dyn Backend, run: &str) {
+    let [org1, org2, _] = b.organizations();
+    let (old, new) = (format!("{run}-ops-old"), format!("{run}-ops-new"));
+    submit_ok(b, call("Put", &[&old, "12345"]));
+    let ops = json!([
+        {"get": old},
+        {"get": new},
+        {"put": {"key": new, "transient": "value"}},
+        {"keyPolicy": {"key": new, "organizations": [org1, org2]}},
+        // A transaction does not read its own writes.
+        {"get": new},
+        {"event": {"name": "ops", "transient": "event"}},
+    ]);
+    let submitted = submit_ok(
+        b,
+        call("Ops", &[&ops.to_string()])
+            .transient("value", b"written by ops")
+            .transient("event", b"event payload")
+            .endorsed_by(&[&org1, &org2]),
+    );
+    assert_eq!(
+        json_of(&submitted.payload),
+        json!([5, null, null, null, null, null])
+    );
+    assert_eq!(
+        submitted.event,
+        Some(("ops".to_owned(), b"event payload".to_vec()))
+    );
+    assert_eq!(eval_json(b, call("Get", &[&new])), json!("written by ops"));
+    // With an empty argument the list comes from transient field `ops`.
+    let third = format!("{run}-ops-third");
+    let from_transient = json!([{"get": new}, {"put": {"key": third, "transient": "value"}}]);
+    let submitted = submit_ok(
+        b,
+        call("Ops", &[""])
+            .transient("ops", from_transient.to_string().as_bytes())
+            .transient("value", b"third")
+            .endorsed_by(&[&org1, &org2]),
+    );
+    assert_eq!(json_of(&submitted.payload), json!([14, null]));
+    assert_eq!(eval_json(b, call("Get", &[&third])), json!("third"));
+    let mut sorted = vec![org1, org2];
+    sorted.sort();
+    assert_eq!(
+        eval_json(b, call("GetKeyPolicy", &[&new])),
+        json!({"required": 2, "organizations": sorted})
+    );
+    // Refused before anything is written: a missing transient field, an unknown operation,
+    // an empty list.
+    let missing = format!("{run}-ops-missing");
+    let put_missing = json!([{"put": {"key": missing, "transient": "absent"}}]).to_string();
+    expect_error(b.submit(call("Ops", &[&put_missing])), "transient field");
+    expect_error(
+        b.submit(call("Ops", &[r#"[{"scan": "a"}]"#])),
+        "not the expected JSON",
+    );
+    expect_error(b.submit(call("Ops", &["[]"])), "between 1 and 64");
+    expect_error(b.submit(call("Ops", &[""])), "transient field \"ops\"");
+    assert_eq!(eval_json(b, call("Get", &[&missing])), Value::Null);
 }
 
 fn errors(b: &mut dyn Backend, run: &str) {
