@@ -90,10 +90,11 @@ fn scenario_on_the_real_network() {
 /// transaction that writes only that collection; a public write endorsed by Hospital1 alone
 /// fails validation; `Register` refuses a patient number (`patient_map_privacy`).
 ///
-/// Not tried here: `MapPatient` endorsed by another organisation alone. Its peer is no member
-/// of the collection, so Hospital1's peer waits for the private data it never gets
-/// (`peer.gossip.pvtData.pullRetryThreshold`, 60 s) before committing the block; the memory
-/// test shows that such an endorsement fails validation.
+/// Endorsed by another organisation (Hospital2 alone, or Hospital2 and Research), `MapPatient`
+/// fails validation and maps nothing: the collection's policy wants Hospital1's peer. (Those
+/// peers are no members of the collection; the network's peers skip pulling private data for
+/// transactions that failed validation, `skipPullingInvalidTransactionsDuringCommit`, so
+/// Hospital1's peer does not wait for data it could never get.)
 #[test]
 #[ignore = "needs the real test network with the medical chaincode deployed as `medfabric`: cargo test -p medfabric-contracts --test medical_peer -- --ignored"]
 fn patient_number_is_mapped_on_the_holding_hospital_alone() {
@@ -102,6 +103,29 @@ fn patient_number_is_mapped_on_the_holding_hospital_alone() {
     // A fresh patient identity: registered, not yet mapped.
     medical::setup_registration(&mut b);
     let contract = b.contract(Channel::Storage, User::Patient);
+    for others in [&["Hospital2MSP"][..], &["Hospital2MSP", "ResearchMSP"]] {
+        let started = std::time::Instant::now();
+        let refused = b.runtime.block_on(peer_network::submit_showing_endorsers(
+            &contract,
+            &medical::map_patient_call().endorsed_by(others),
+        ));
+        let error = match refused {
+            Ok((outcome, endorsers)) => panic!(
+                "MapPatient endorsed by {endorsers:?} committed valid in block {}",
+                outcome.block_number
+            ),
+            Err(e) => peer_network::error_text(&e),
+        };
+        assert!(
+            error.contains("ENDORSEMENT_POLICY_FAILURE"),
+            "MapPatient endorsed by {others:?}: {error}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the refused MapPatient took {:?}: the peer waited for private data",
+            started.elapsed()
+        );
+    }
     let (outcome, endorsers) = b
         .runtime
         .block_on(peer_network::submit_showing_endorsers(

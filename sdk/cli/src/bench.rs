@@ -110,6 +110,7 @@ fn throughput(name: &str, bytes: u64, elapsed: Duration) -> Throughput {
 struct Report {
     machine: String,
     ledger: String,
+    object_store: String,
     build: &'static str,
     record_sections: usize,
     record_bytes: usize,
@@ -524,6 +525,10 @@ pub async fn run(args: BenchArgs, json: bool) -> Result<()> {
                 )
             },
         ),
+        object_store: args.object_store.as_ref().map_or_else(
+            || "local folder `objects` in the working folder".to_owned(),
+            |s| s.display().to_string(),
+        ),
         build: if cfg!(debug_assertions) {
             "debug"
         } else {
@@ -598,6 +603,7 @@ pub async fn run(args: BenchArgs, json: bool) -> Result<()> {
     }
     println!("machine: {} ({} build)", report.machine, report.build);
     println!("ledger: {}", report.ledger);
+    println!("object store: {}", report.object_store);
     println!(
         "10-section record: {} bytes of FHIR JSON; large attachment: {} MiB\n",
         report.record_bytes, report.attachment_mib
