@@ -265,8 +265,15 @@ pub async fn run(args: DemoArgs, _settings: &Settings, json: bool) -> Result<()>
         let scanned = if env_is_network {
             format!(
                 "{} objects ({} bytes) read from MinIO, {} files ({} bytes) in MinIO's data folder, \
-                 the peers' and orderers' ledgers and the proxies' storage",
-                scan.objects, scan.object_bytes, scan.files, scan.file_bytes
+                 the peers' and orderers' ledgers and the proxies' storage (what changed since the \
+                 demo began; {} objects, {} files and {} bytes from before were not read)",
+                scan.objects,
+                scan.object_bytes,
+                scan.files,
+                scan.file_bytes,
+                scan.objects_unchanged,
+                scan.files_unchanged,
+                scan.bytes_unchanged
             )
         } else {
             format!(

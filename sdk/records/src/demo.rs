@@ -28,8 +28,12 @@ use crate::wire::AuditEntry;
 use crate::{Records, fhir};
 
 mod network;
+mod scan;
 
 pub use network::{enroll_at_test_network, test_network_object_store};
+pub use scan::{
+    SCAN_MIN_DISTINCT, SCAN_WINDOW, ScanReport, files_under, public_metadata, scan_for_plaintext,
+};
 
 /// The default demo record: HL7's FHIR R4 example discharge document (`Bundle-father.json`,
 /// CC0, from `testdata/fhir/hl7/`).
@@ -162,6 +166,9 @@ pub struct Environment {
     pub scan_dirs: Vec<PathBuf>,
     /// The objects are not in the working folder (S3): the scan reads them through the API.
     remote_objects: bool,
+    /// What the working folder, the scan folders and a remote store held at the start: the
+    /// plaintext scan reads only what changed since.
+    scan_baseline: scan::ScanBaseline,
     /// Organisations that endorse the pseudonym registration (its private data).
     pub register_endorsers: Vec<String>,
     _temp: Option<tempfile::TempDir>,
@@ -246,6 +253,11 @@ impl Environment {
             records,
             cast,
             proxies: handles,
+            scan_baseline: scan::ScanBaseline::capture(
+                [store_dir.as_path()],
+                remote_objects.then_some(&blobs),
+            )
+            .await,
             store_dir,
             blobs,
             objects,
@@ -356,17 +368,23 @@ impl Environment {
             proxies,
             cas: Vec::new(),
         };
+        let scan_dirs = network_scan_dirs(network_dir);
         Ok(Self {
             ledger,
             embedded: None,
             records,
             cast,
             proxies: handles,
+            scan_baseline: scan::ScanBaseline::capture(
+                std::iter::once(store_dir.as_path()).chain(scan_dirs.iter().map(PathBuf::as_path)),
+                remote_objects.then_some(&blobs),
+            )
+            .await,
             store_dir,
             blobs,
             objects,
             remote_objects,
-            scan_dirs: network_scan_dirs(network_dir),
+            scan_dirs,
             register_endorsers: vec!["Hospital1MSP".into(), "Hospital2MSP".into()],
             _temp: temp,
         })
@@ -1162,27 +1180,6 @@ pub fn format_time(seconds: i64, nanos: i32) -> String {
     )
 }
 
-/// Every file under `dir`, recursively (for the plaintext scan).
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Waits until `f` is true or `timeout` passes.
 pub async fn wait_for(mut f: impl FnMut() -> bool, timeout: Duration) -> bool {
     let start = Instant::now();
@@ -1193,191 +1190,4 @@ pub async fn wait_for(mut f: impl FnMut() -> bool, timeout: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     f()
-}
-
-/// What the plaintext scan looked at and found.
-#[derive(Clone, Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ScanReport {
-    /// Files scanned (local objects, the proxies' storage, the network's data folders).
-    pub files: usize,
-    /// Bytes scanned in those files.
-    pub file_bytes: u64,
-    /// Objects read through a remote object store's API.
-    pub objects: usize,
-    /// Bytes of those objects.
-    pub object_bytes: u64,
-    /// Ledger values scanned (current state, history, private data, events, keys).
-    pub ledger_values: usize,
-    /// Distinct 16-byte plaintext windows searched for.
-    pub windows: usize,
-    /// Where a plaintext window was found (empty: none).
-    pub findings: Vec<String>,
-}
-
-/// The metadata of `sections` that the ledger holds by design (section ids and media types):
-/// what [`scan_for_plaintext`] does not count as a leak.
-pub fn public_metadata(sections: &[Section]) -> Vec<String> {
-    sections
-        .iter()
-        .flat_map(|s| [s.id.to_string(), s.content_type.media_type().to_owned()])
-        .collect()
-}
-
-/// The parts of `bytes` between occurrences of any `public` string.
-fn outside_public<'a>(bytes: &'a [u8], public: &[&str]) -> Vec<&'a [u8]> {
-    let mut masked = vec![false; bytes.len()];
-    for p in public
-        .iter()
-        .map(|p| p.as_bytes())
-        .filter(|p| !p.is_empty())
-    {
-        let mut from = 0;
-        while let Some(at) = bytes[from..].windows(p.len()).position(|w| w == p) {
-            let start = from + at;
-            masked[start..start + p.len()]
-                .iter_mut()
-                .for_each(|m| *m = true);
-            from = start + 1;
-        }
-    }
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, m) in masked.iter().enumerate() {
-        match (m, start) {
-            (false, None) => start = Some(i),
-            (true, Some(s)) => {
-                out.push(&bytes[s..i]);
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some(s) = start {
-        out.push(&bytes[s..]);
-    }
-    out
-}
-
-/// Window length of the plaintext scan.
-pub const SCAN_WINDOW: usize = 16;
-
-/// Windows with fewer distinct byte values than this (runs of zeros or spaces, padding, flat
-/// image areas) are not searched: they occur in any file format and reveal nothing of a record.
-pub const SCAN_MIN_DISTINCT: usize = 6;
-
-fn distinct_bytes(window: &[u8]) -> usize {
-    let mut seen = [false; 256];
-    window.iter().for_each(|&b| seen[usize::from(b)] = true);
-    seen.iter().filter(|&&s| s).count()
-}
-
-/// Searches for any 16-byte window (of at least [`SCAN_MIN_DISTINCT`] distinct bytes) of any
-/// plaintext section in:
-/// - the working folder (local objects, the proxies' storage) and [`Environment::scan_dirs`]
-///   (on the test network: MinIO's data folder and every peer's and orderer's block files,
-///   which hold every value ever written to the state),
-/// - every object of a remote object store, read raw through its API,
-/// - both channels' complete contents (keys, values, history, private data, events) of the
-///   embedded ledger.
-///
-/// Occurrences of the `public` strings (section ids and media types: metadata the ledger holds
-/// by design, see [`public_metadata`]) are cut out of what is searched, so a window that
-/// overlaps one is not a finding.
-pub async fn scan_for_plaintext(
-    env: &Environment,
-    plaintexts: &[&[u8]],
-    public: &[&str],
-) -> ScanReport {
-    use std::collections::HashSet;
-    let windows: HashSet<&[u8]> = plaintexts
-        .iter()
-        .flat_map(|p| p.windows(SCAN_WINDOW))
-        .filter(|w| distinct_bytes(w) >= SCAN_MIN_DISTINCT)
-        .collect();
-    let mut report = ScanReport {
-        windows: windows.len(),
-        ..ScanReport::default()
-    };
-    let check = |what: &str, bytes: &[u8], report: &mut ScanReport| {
-        for part in outside_public(bytes, public) {
-            if let Some(w) = part.windows(SCAN_WINDOW).find(|w| windows.contains(w)) {
-                let window = String::from_utf8_lossy(w).into_owned();
-                report.findings.push(format!("{what}: {window:?}"));
-                return;
-            }
-        }
-    };
-    let dirs = std::iter::once(&env.store_dir).chain(&env.scan_dirs);
-    for path in dirs.flat_map(|d| files_under(d)) {
-        if let Ok(bytes) = std::fs::read(&path) {
-            report.files += 1;
-            report.file_bytes += bytes.len() as u64;
-            check(&path.display().to_string(), &bytes, &mut report);
-        }
-    }
-    if env.remote_objects {
-        match raw_objects(&env.blobs).await {
-            Ok(objects) => {
-                for (key, bytes) in objects {
-                    report.objects += 1;
-                    report.object_bytes += bytes.len() as u64;
-                    check(&format!("object {key}"), &bytes, &mut report);
-                }
-            }
-            Err(e) => report
-                .findings
-                .push(format!("the object store could not be scanned: {e}")),
-        }
-    }
-    let embedded = env
-        .embedded
-        .iter()
-        .flat_map(|e| [ChannelKind::Storage, ChannelKind::Sharing].map(|c| e.channel(c).clone()));
-    for channel in embedded {
-        let dump = channel.dump();
-        let name = channel.channel_id().to_owned();
-        for e in dump.entries.iter().chain(&dump.history) {
-            report.ledger_values += 2;
-            check(
-                &format!("{name} key {:?}", e.key),
-                e.key.as_bytes(),
-                &mut report,
-            );
-            check(
-                &format!("{name} value of {:?}", e.key),
-                &e.value,
-                &mut report,
-            );
-        }
-        for e in &dump.events {
-            report.ledger_values += 1;
-            check(&format!("{name} event {}", e.name), &e.payload, &mut report);
-        }
-    }
-    report
-}
-
-/// Every object under the store's prefix (finished objects and any temporary upload), raw.
-async fn raw_objects(blobs: &BlobStore) -> std::result::Result<Vec<(String, Vec<u8>)>, String> {
-    use futures_util::TryStreamExt;
-    use object_store::ObjectStoreExt;
-    let store = blobs.unverified_object_store();
-    let metas: Vec<_> = store
-        .list(None)
-        .try_collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(metas.len());
-    for meta in metas {
-        let bytes = store
-            .get(&meta.location)
-            .await
-            .map_err(|e| e.to_string())?
-            .bytes()
-            .await
-            .map_err(|e| e.to_string())?;
-        out.push((meta.location.to_string(), bytes.to_vec()));
-    }
-    Ok(out)
 }
