@@ -92,10 +92,7 @@ async fn a_tampered_object_is_refused_before_decryption() {
         .into_iter()
         .find(|p| p.ends_with(&digest))
         .expect("the object file");
-    let mut bytes = std::fs::read(&path).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x01;
-    std::fs::write(&path, &bytes).unwrap();
+    common::flip_bits(&path, |len| len - 1, 0x01);
 
     let err = env
         .records
@@ -460,14 +457,7 @@ async fn a_tampered_large_object_yields_no_file() {
     std::fs::remove_file(&path).unwrap();
 
     // One bit flipped in the middle of the object: refused on the digest, no file.
-    let largest = demo::files_under(&env.store_dir.join("objects"))
-        .into_iter()
-        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
-        .unwrap();
-    let mut bytes = std::fs::read(&largest).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
-    std::fs::write(&largest, &bytes).unwrap();
+    common::flip_bits(&common::largest_object(&env), |len| len / 2, 0x01);
     let err = env
         .records
         .access_to_dir(
@@ -589,13 +579,7 @@ async fn streamed_transfers_report_their_progress() {
     );
 
     // A tampered object: the transfer ends, as failed.
-    let largest = demo::files_under(&env.store_dir.join("objects"))
-        .into_iter()
-        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
-        .unwrap();
-    let mut bytes = std::fs::read(&largest).unwrap();
-    bytes[7] ^= 0x01;
-    std::fs::write(&largest, &bytes).unwrap();
+    common::flip_bits(&common::largest_object(&env), |_| 7, 0x01);
     std::fs::remove_dir_all(&out).unwrap();
     std::fs::create_dir(&out).unwrap();
     env.records
@@ -838,14 +822,7 @@ async fn the_owner_streams_its_record_into_a_folder_and_a_tampered_section_leave
 
     // The attachment's object tampered with: refused, and no file for it (not even a
     // temporary one); the sections before it were written.
-    let largest = demo::files_under(&env.store_dir.join("objects"))
-        .into_iter()
-        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
-        .unwrap();
-    let mut bytes = std::fs::read(&largest).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x80;
-    std::fs::write(&largest, &bytes).unwrap();
+    common::flip_bits(&common::largest_object(&env), |len| len - 1, 0x80);
     let again = dir.path().join("again");
     std::fs::create_dir(&again).unwrap();
     let err = env

@@ -150,6 +150,22 @@ pub fn sha256_file(path: &std::path::Path) -> [u8; 32] {
     }
 }
 
+/// The largest object file in the environment's local store: the attachment's ciphertext.
+pub fn largest_object(env: &Environment) -> std::path::PathBuf {
+    demo::files_under(&env.store_dir.join("objects"))
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .expect("an object in the store")
+}
+
+/// Tampers with a stored object: flips the bits of `mask` in the byte `at(len)` of `path`.
+pub fn flip_bits(path: &std::path::Path, at: impl FnOnce(usize) -> usize, mask: u8) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let i = at(bytes.len());
+    bytes[i] ^= mask;
+    std::fs::write(path, &bytes).unwrap();
+}
+
 /// Stores `fhir` plus the attachment file `path` as section `ct-series`, publishes the
 /// attachment, the researcher requests, the patient grants 2-of-all proxies. Returns the
 /// request id.
