@@ -332,7 +332,9 @@ fn floor_call(b: &mut PeerBackend, shape: &str, run: &str, record_id: &str, owne
     let mut index = medical::record_json(b, User::Physician, record_id, 1, owner);
     // The fields the chaincode adds to the manifest when it stores the index.
     let actor = json!({"fingerprint": author, "msp": msp});
-    let at = json!({"seconds": 1_795_283_416u64, "nanos": 103_522_037u32});
+    // A timestamp of the same width as the transaction's (its value does not matter).
+    let (seconds, nanos) = (1_795_283_416u64, 103_522_037u32);
+    let at = json!({"seconds": seconds, "nanos": nanos});
     // Unique per transaction, as the real audit key is (it ends with the transaction id).
     let tx_id = hex::encode(sha2::Sha256::digest(record_id.as_bytes()));
     for (name, value) in [
@@ -360,10 +362,7 @@ fn floor_call(b: &mut PeerBackend, shape: &str, run: &str, record_id: &str, owne
     let event = json!({"recordId": record_id, "version": 1, "holderMsp": msp});
     // The length of the composite key `\0mf.record\0<id>\0`.
     let head = format!("~mf.record~{record_id}~");
-    let audit_key = format!(
-        "audit/{owner}/{:020}.{:09}/{tx_id}/00",
-        1_795_283_416u64, 103_522_037u32
-    );
+    let audit_key = format!("audit/{owner}/{seconds:020}.{nanos:09}/{tx_id}/00");
     let (index, audit, event) = (index.to_string(), audit.to_string(), event.to_string());
     let (ops, index) = match shape {
         "floor" => (

@@ -240,24 +240,10 @@ impl Settings {
                 self.proxies.value.join(","),
                 &self.proxies.source,
             ),
-            (
-                "roots",
-                self.roots
-                    .value
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-                &self.roots.source,
-            ),
+            ("roots", joined(&self.roots.value), &self.roots.source),
             (
                 "proxy_tls_roots",
-                self.proxy_tls_roots
-                    .value
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                joined(&self.proxy_tls_roots.value),
                 &self.proxy_tls_roots.source,
             ),
         ];
@@ -287,4 +273,13 @@ impl Settings {
         }
         print!("{out}");
     }
+}
+
+/// A list of paths as one comma-separated line.
+fn joined(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -81,12 +81,7 @@ async fn measure() {
     // store: sign + encrypt (first pass), upload (second pass) + verify, index
     let mut rng = rand::rngs::OsRng;
     let record_id = "rec-large";
-    let file = medfabric_records::AttachmentFile {
-        id: medfabric_crypto::record::SectionId::new("ct-series").unwrap(),
-        content_type: medfabric_crypto::record::ContentType::attachment("application/dicom")
-            .unwrap(),
-        path: src.clone(),
-    };
+    let file = common::dicom_file("ct-series", &src);
     let stored = env
         .records
         .store_with_files(

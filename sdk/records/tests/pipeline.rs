@@ -367,12 +367,7 @@ async fn an_attachment_file_changed_after_prepare_is_refused_and_nothing_is_left
     let src = dir.path().join("scan.dcm");
     common::write_attachment(&src, 3, 3 * 1024 * 1024 + 5);
     let mut rng = rand::rngs::OsRng;
-    let file = medfabric_records::AttachmentFile {
-        id: medfabric_crypto::record::SectionId::new("scan").unwrap(),
-        content_type: medfabric_crypto::record::ContentType::attachment("application/dicom")
-            .unwrap(),
-        path: src.clone(),
-    };
+    let file = common::dicom_file("scan", &src);
     let fhir = demo::default_sections().unwrap()[..1].to_vec();
     let prepared = env
         .records
@@ -786,12 +781,7 @@ async fn the_owner_streams_its_record_into_a_folder_and_a_tampered_section_leave
     let src = dir.path().join("ct.dcm");
     let expected = common::write_attachment(&src, 11, 3 * 1024 * 1024 + 1);
     let mut rng = rand::rngs::OsRng;
-    let file = medfabric_records::AttachmentFile {
-        id: medfabric_crypto::record::SectionId::new("ct-series").unwrap(),
-        content_type: medfabric_crypto::record::ContentType::attachment("application/dicom")
-            .unwrap(),
-        path: src.clone(),
-    };
+    let file = common::dicom_file("ct-series", &src);
     let fhir = demo::default_sections().unwrap()[..2].to_vec();
     let stored = env
         .records

@@ -150,6 +150,16 @@ pub fn sha256_file(path: &std::path::Path) -> [u8; 32] {
     }
 }
 
+/// A DICOM attachment section `id` read from the file `path`.
+pub fn dicom_file(id: &str, path: &std::path::Path) -> medfabric_records::AttachmentFile {
+    medfabric_records::AttachmentFile {
+        id: medfabric_crypto::record::SectionId::new(id).unwrap(),
+        content_type: medfabric_crypto::record::ContentType::attachment("application/dicom")
+            .unwrap(),
+        path: path.to_owned(),
+    }
+}
+
 /// The largest object file in the environment's local store: the attachment's ciphertext.
 pub fn largest_object(env: &Environment) -> std::path::PathBuf {
     demo::files_under(&env.store_dir.join("objects"))
@@ -177,12 +187,7 @@ pub async fn granted_attachment(
 ) -> (medfabric_records::StoredRecord, String) {
     let mut rng = rand::rngs::OsRng;
     let record_id = format!("rec-{tag}");
-    let file = medfabric_records::AttachmentFile {
-        id: medfabric_crypto::record::SectionId::new("ct-series").unwrap(),
-        content_type: medfabric_crypto::record::ContentType::attachment("application/dicom")
-            .unwrap(),
-        path: path.to_owned(),
-    };
+    let file = dicom_file("ct-series", path);
     let stored = env
         .records
         .store_with_files(
