@@ -66,13 +66,17 @@
 //!     `record / floor` is the cost of the contract's own logic and `floor / basic` the cost
 //!     Fabric charges for the operations the contract's rules need. `floorBytes` moves the same
 //!     bytes in `CreateAsset`'s shape (one read, one write), `floorTiny` is `CreateAsset`
-//!     through `Ops` (checks that the mechanism itself costs what `basic` costs). Needs the
+//!     through `Ops` (checks that the mechanism itself costs what `basic` costs). The rule arms
+//!     `floorNoAuthorPolicy`, `floorNoOwner`, `floorNoKeyPolicy` and `floorNoAudit` each leave
+//!     one rule's ledger operation out of `floor` (the author-policy read, the owner's
+//!     pseudonym read, the key-level policy, the audit entry), so `floorNo… / floor` is the
+//!     price of that rule alone (`ruleRatiosOverFloor`). Needs the
 //!     conformance chaincode on `storage` (`MEDFABRIC_CONFORMANCE_CHAINCODE`, default
 //!     `conformance`).
 //!
 //! `--parts a|b|ab` runs part (a), (b) or both (default); `--arms` picks throughput arms
 //! (comma-separated from `basic,record,basicSameBytes,recordArgument,floor,floorBytes,
-//! floorTiny`, default all).
+//! floorTiny,floorNoAuthorPolicy,floorNoOwner,floorNoKeyPolicy,floorNoAudit`, default all).
 //!
 //! Records are CES-signed by the physician's enrolment key and shares carry real subset
 //! proofs (the chaincode verifies both); the 64-section record is created on `storage` before
@@ -96,7 +100,7 @@ use sha2::Digest as _;
 
 const SECTIONS: u32 = 64;
 /// The throughput arms of part (b).
-const ARMS: [&str; 7] = [
+const ARMS: [&str; 11] = [
     "basic",
     "record",
     "basicSameBytes",
@@ -104,6 +108,17 @@ const ARMS: [&str; 7] = [
     "floor",
     "floorBytes",
     "floorTiny",
+    "floorNoAuthorPolicy",
+    "floorNoOwner",
+    "floorNoKeyPolicy",
+    "floorNoAudit",
+];
+/// The rules whose ledger operations a `floorNo…` arm leaves out (see `floor_call`).
+const RULE_ARMS: [&str; 4] = [
+    "floorNoAuthorPolicy",
+    "floorNoOwner",
+    "floorNoKeyPolicy",
+    "floorNoAudit",
 ];
 /// Latency samples dropped at the start of part (a).
 const WARMUP: usize = 3;
@@ -365,18 +380,26 @@ fn floor_call(b: &mut PeerBackend, shape: &str, run: &str, record_id: &str, owne
     let audit_key = format!("audit/{owner}/{seconds:020}.{nanos:09}/{tx_id}/00");
     let (index, audit, event) = (index.to_string(), audit.to_string(), event.to_string());
     let (ops, index) = match shape {
-        "floor" => (
-            json!([
-                {"get": floor_policy_key(run)},
-                {"get": head},
-                {"get": floor_pseudonym_key(run)},
-                {"put": {"key": head, "transient": "index"}},
-                {"keyPolicy": {"key": head, "organizations": [msp]}},
-                {"put": {"key": audit_key, "transient": "audit"}},
-                {"event": {"name": "Record:Create", "transient": "event"}},
-            ]),
-            index,
-        ),
+        "floor" | "floorNoAuthorPolicy" | "floorNoOwner" | "floorNoKeyPolicy" | "floorNoAudit" => {
+            // Each rule with the ledger operation it needs; a `floorNo…` arm leaves one out,
+            // so its throughput against `floor` is the price of that rule alone.
+            let ops = [
+                ("AuthorPolicy", json!({"get": floor_policy_key(run)})),
+                ("", json!({"get": head})),
+                ("Owner", json!({"get": floor_pseudonym_key(run)})),
+                ("", json!({"put": {"key": head, "transient": "index"}})),
+                ("KeyPolicy", json!({"keyPolicy": {"key": head, "organizations": [msp]}})),
+                ("Audit", json!({"put": {"key": audit_key, "transient": "audit"}})),
+                ("", json!({"event": {"name": "Record:Create", "transient": "event"}})),
+            ];
+            let left_out = shape.strip_prefix("floorNo");
+            let ops: Vec<Value> = ops
+                .into_iter()
+                .filter(|(rule, _)| left_out != Some(*rule))
+                .map(|(_, op)| op)
+                .collect();
+            (Value::Array(ops), index)
+        }
         "floorBytes" => (
             json!([
                 {"get": head},
@@ -847,6 +870,11 @@ fn main() {
             "ratioRecordOverFloor": arm_ratio("record", "floor"),
             "ratioFloorBytesOverBasic": arm_ratio("floorBytes", "basic"),
             "ratioFloorTinyOverBasic": arm_ratio("floorTiny", "basic"),
+            // What each rule's ledger operation costs: the floor without it, against the floor.
+            "ruleRatiosOverFloor": RULE_ARMS
+                .iter()
+                .map(|arm| (arm.to_string(), arm_ratio(arm, "floor")))
+                .collect::<serde_json::Map<_, _>>(),
             "target": ">= 0.8",
         },
     });
