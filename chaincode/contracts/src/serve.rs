@@ -1,6 +1,7 @@
 //! Shared `main` for chaincode server binaries: configuration from the environment, logging,
 //! graceful shutdown on SIGINT/SIGTERM.
 
+use std::io::IsTerminal as _;
 use std::sync::Arc;
 
 use medfabric_shim::chaincode::Chaincode;
@@ -16,7 +17,12 @@ pub fn run(chaincode: Arc<dyn Chaincode>) -> std::process::ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: servers usually log to a file.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
+    // A panicking transaction is answered as that transaction's error; logging it must not
+    // cost the server a symbolised backtrace held for its whole life.
+    medfabric_shim::chaincode::log_panics_without_backtrace();
     let config = match ServerConfig::from_lookup(|name| std::env::var(name).ok()) {
         Ok(config) => config,
         Err(error) => {
