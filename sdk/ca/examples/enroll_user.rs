@@ -16,9 +16,8 @@
 use std::error::Error;
 use std::time::SystemTime;
 
-use medfabric_ca::{CaClient, EnrollmentRequest, PseudonymRequest, RegistrationRequest, Secret};
-use medfabric_gateway::P256Signer;
-use serde_json::Value;
+use medfabric_ca::{CaClient, EnrollmentRequest, PseudonymRequest, RegistrationRequest};
+use medfabric_gateway::{ConnectionProfile, P256Signer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -31,30 +30,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 .into(),
         );
     };
-    let profile: Value = serde_json::from_str(&std::fs::read_to_string(profile)?)?;
-    let org = &profile["organizations"][profile["client"]["organization"]
-        .as_str()
-        .ok_or("profile: no client.organization")?];
-    let ca_key = org["certificateAuthorities"][0]
-        .as_str()
-        .ok_or("profile: the organisation names no CA")?;
-    let ca = &profile["certificateAuthorities"][ca_key];
-    let text = |v: &Value, what: &str| -> Result<String, Box<dyn Error>> {
-        Ok(v.as_str().ok_or(format!("profile: no {what}"))?.to_owned())
-    };
-    let client = CaClient::builder(
-        text(&ca["url"], "CA url")?,
-        std::fs::read(text(&ca["tlsCACerts"]["path"], "CA TLS root")?)?,
-    )
-    .ca_name(text(&ca["caName"], "caName")?)
-    .build()?;
+    let profile = ConnectionProfile::load(profile)?;
+    let ca = profile.require_certificate_authority()?;
+    let registrar = ca
+        .registrar
+        .as_ref()
+        .ok_or_else(|| format!("the profile names no registrar for {}", ca.key))?;
+    let client = CaClient::builder_for(ca).build()?;
 
     let admin = client
         .enroll(
-            &EnrollmentRequest::new(
-                text(&ca["registrar"]["enrollId"], "registrar")?,
-                Secret::new(text(&ca["registrar"]["enrollSecret"], "registrar secret")?),
-            ),
+            &EnrollmentRequest::for_registrar(registrar),
             P256Signer::generate()?,
         )
         .await?;

@@ -215,6 +215,12 @@ impl CaClient {
         CaClientBuilder::new(url, tls_root_certificates_pem)
     }
 
+    /// A builder for the CA a connection profile names: its URL, TLS root and CA name.
+    #[must_use]
+    pub fn builder_for(ca: &medfabric_gateway::CertificateAuthority) -> CaClientBuilder {
+        CaClientBuilder::new(ca.url.clone(), ca.tls_ca_pem.clone()).ca_name(ca.ca_name.clone())
+    }
+
     /// The CA name sent with requests (empty: the server's default CA).
     #[must_use]
     pub fn ca_name(&self) -> &str {

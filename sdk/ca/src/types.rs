@@ -93,6 +93,15 @@ impl EnrollmentRequest {
         }
     }
 
+    /// The enrolment of the registrar a connection profile names.
+    #[must_use]
+    pub fn for_registrar(registrar: &medfabric_gateway::Registrar) -> Self {
+        Self::new(
+            registrar.enroll_id.clone(),
+            Secret::new(registrar.enroll_secret.as_str()),
+        )
+    }
+
     /// Requests an attribute the identity must have (switches off the CA's default set).
     #[must_use]
     pub fn require_attribute(mut self, name: impl Into<String>) -> Self {

@@ -19,8 +19,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use medfabric_ca::{CaClient, EnrollmentRequest, PseudonymRequest, RegistrationRequest, Secret};
-use medfabric_gateway::{ChannelBuilder, Gateway, P256Signer};
+use medfabric_ca::{CaClient, EnrollmentRequest, PseudonymRequest, RegistrationRequest};
+use medfabric_gateway::{ConnectionProfile, Gateway, P256Signer};
 use medfabric_policy::CallerIdentity;
 use serde_json::Value;
 
@@ -35,62 +35,16 @@ fn network_dir() -> PathBuf {
     )
 }
 
-/// What the organisation's connection profile says about its CA and gateway peer.
-struct Org {
-    msp_id: String,
-    ca_url: String,
-    ca_name: String,
-    ca_tls_root: Vec<u8>,
-    registrar_id: String,
-    registrar_secret: String,
-    peer_address: String,
-    peer_name: String,
-    peer_tls_root: Vec<u8>,
-}
-
-fn org() -> Org {
-    let key = env_or("MEDFABRIC_ORG", "hospital1");
-    let path = network_dir().join("connection").join(format!("{key}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read the connection profile {} ({e}): is the test network up? \
-             (test-network/network.sh up && test-network/network.sh deploy)",
-            path.display()
-        )
-    });
-    let profile: Value = serde_json::from_str(&text).unwrap();
-    let org_name = profile["client"]["organization"].as_str().unwrap();
-    let organization = &profile["organizations"][org_name];
-    let ca_key = organization["certificateAuthorities"][0]
-        .as_str()
-        .unwrap_or_else(|| panic!("{} names no certificate authority", path.display()));
-    let ca = &profile["certificateAuthorities"][ca_key];
-    let peer_name = organization["peers"][0].as_str().unwrap().to_owned();
-    let peer = &profile["peers"][&peer_name];
-    let url = peer["url"].as_str().unwrap();
-    let read = |p: &Value| std::fs::read(p.as_str().unwrap()).unwrap();
-    Org {
-        msp_id: organization["mspid"].as_str().unwrap().to_owned(),
-        ca_url: ca["url"].as_str().unwrap().to_owned(),
-        ca_name: ca["caName"].as_str().unwrap().to_owned(),
-        ca_tls_root: read(&ca["tlsCACerts"]["path"]),
-        registrar_id: ca["registrar"]["enrollId"].as_str().unwrap().to_owned(),
-        registrar_secret: ca["registrar"]["enrollSecret"].as_str().unwrap().to_owned(),
-        peer_address: url.split_once("://").map_or(url, |(_, r)| r).to_owned(),
-        peer_name,
-        peer_tls_root: read(&peer["tlsCACerts"]["path"]),
-    }
+/// The organisation's connection profile: its CA and gateway peer.
+fn org() -> ConnectionProfile {
+    ConnectionProfile::load_from_network_dir(network_dir(), &env_or("MEDFABRIC_ORG", "hospital1"))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Evaluates GetMetadata as this identity; retried briefly (gossip settling after `up`).
-async fn get_metadata(org: &Org, enrollment: medfabric_ca::Enrollment) -> Value {
+async fn get_metadata(org: &ConnectionProfile, enrollment: medfabric_ca::Enrollment) -> Value {
     let (identity, signer) = enrollment.into_gateway_parts(&org.msp_id).unwrap();
-    let channel = ChannelBuilder::new(org.peer_address.clone(), org.peer_tls_root.clone())
-        .server_name_override(org.peer_name.clone())
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .unwrap();
+    let channel = org.channel_builder().connect().await.unwrap();
     let gateway = Gateway::connect(identity, signer, channel).unwrap();
     let contract = gateway
         .network(env_or("MEDFABRIC_CHANNEL", "storage"))
@@ -118,21 +72,19 @@ async fn get_metadata(org: &Org, enrollment: medfabric_ca::Enrollment) -> Value 
 )]
 async fn peer_accepts_a_ca_issued_user_and_a_pseudonym() {
     let org = org();
-    let ca = CaClient::builder(&org.ca_url, org.ca_tls_root.clone())
-        .ca_name(&org.ca_name)
-        .build()
-        .unwrap();
+    let profile_ca = org.require_certificate_authority().unwrap();
+    let ca = CaClient::builder_for(profile_ca).build().unwrap();
     let info = ca.info().await.unwrap_or_else(|e| {
         panic!(
             "the test network's CA {} at {} is not reachable: {e}",
-            org.ca_name, org.ca_url
+            profile_ca.ca_name, profile_ca.url
         )
     });
-    assert_eq!(info.ca_name, org.ca_name);
+    assert_eq!(info.ca_name, profile_ca.ca_name);
 
     let admin = ca
         .enroll(
-            &EnrollmentRequest::new(&org.registrar_id, Secret::new(&org.registrar_secret)),
+            &EnrollmentRequest::for_registrar(profile_ca.registrar.as_ref().unwrap()),
             P256Signer::generate().unwrap(),
         )
         .await

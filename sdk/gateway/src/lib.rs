@@ -94,7 +94,7 @@ pub use event_stream::EventStream;
 pub use gateway::{CallOptions, Gateway, GatewayBuilder};
 pub use identity::{Identity, load_msp_dir};
 pub use network::Network;
-pub use profile::ConnectionProfile;
+pub use profile::{CertificateAuthority, ConnectionProfile, Registrar};
 pub use proposal::{Proposal, ProposalBuilder};
 pub use signer::{P256Signer, Signer, is_low_s, to_low_s};
 pub use transaction::Transaction;

@@ -1,12 +1,13 @@
 //! Fabric connection profiles (the JSON form the official SDKs read): which organisation the
-//! client belongs to, its gateway peer with the TLS root to trust, and where its users' MSP
-//! folders are. `test-network/network.sh` writes one per organisation in
+//! client belongs to, its gateway peer with the TLS root to trust, its Fabric CA, and where its
+//! users' MSP folders are. `test-network/network.sh` writes one per organisation in
 //! `.state/connection/<org>.json`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
+use zeroize::Zeroizing;
 
 use crate::connection::ChannelBuilder;
 use crate::error::Error;
@@ -27,7 +28,42 @@ pub struct ConnectionProfile {
     pub peer_address: String,
     /// The TLS root certificate (PEM) that peer's certificate chains to.
     pub peer_tls_ca_pem: Vec<u8>,
+    /// The organisation's Fabric CA (its first `certificateAuthorities` entry), if it names one.
+    pub certificate_authority: Option<CertificateAuthority>,
     users: Value,
+}
+
+/// A Fabric CA as a connection profile describes it (`certificateAuthorities.<key>`).
+#[derive(Clone, Debug)]
+pub struct CertificateAuthority {
+    /// Its key in `certificateAuthorities`.
+    pub key: String,
+    /// Its URL (`https://host:port`).
+    pub url: String,
+    /// The name of the CA the server hosts (`caName`), sent with every request.
+    pub ca_name: String,
+    /// The TLS root (PEM) the server's certificate chains to.
+    pub tls_ca_pem: Vec<u8>,
+    /// The registrar the profile names (`registrar.enrollId` / `enrollSecret`), if any.
+    pub registrar: Option<Registrar>,
+}
+
+/// A CA registrar's enrolment id and secret; the secret is wiped on drop and never printed.
+#[derive(Clone)]
+pub struct Registrar {
+    /// Enrolment id.
+    pub enroll_id: String,
+    /// Enrolment secret.
+    pub enroll_secret: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Registrar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registrar")
+            .field("enroll_id", &self.enroll_id)
+            .field("enroll_secret", &"<redacted>")
+            .finish()
+    }
 }
 
 impl ConnectionProfile {
@@ -71,6 +107,44 @@ impl ConnectionProfile {
         )?;
         let peer_tls_ca_pem = std::fs::read(&tls_path)
             .map_err(|e| fail(format!("cannot read the peer TLS root {tls_path}: {e}")))?;
+        let certificate_authority = match &org["certificateAuthorities"][0] {
+            Value::Null => None,
+            Value::String(key) => {
+                let ca = &profile["certificateAuthorities"][key];
+                if ca.is_null() {
+                    return Err(fail(format!(
+                        "organizations.{organization}.certificateAuthorities names {key}, \
+                         but certificateAuthorities.{key} is missing"
+                    )));
+                }
+                let field = |name: &str| format!("certificateAuthorities.{key}.{name}");
+                let tls_path = text_at(&ca["tlsCACerts"]["path"], &field("tlsCACerts.path"))?;
+                let tls_ca_pem = std::fs::read(&tls_path)
+                    .map_err(|e| fail(format!("cannot read the CA TLS root {tls_path}: {e}")))?;
+                let registrar = match &ca["registrar"] {
+                    Value::Null => None,
+                    registrar => Some(Registrar {
+                        enroll_id: text_at(&registrar["enrollId"], &field("registrar.enrollId"))?,
+                        enroll_secret: Zeroizing::new(text_at(
+                            &registrar["enrollSecret"],
+                            &field("registrar.enrollSecret"),
+                        )?),
+                    }),
+                };
+                Some(CertificateAuthority {
+                    key: key.clone(),
+                    url: text_at(&ca["url"], &field("url"))?,
+                    ca_name: text_at(&ca["caName"], &field("caName"))?,
+                    tls_ca_pem,
+                    registrar,
+                })
+            }
+            _ => {
+                return Err(fail(format!(
+                    "organizations.{organization}.certificateAuthorities[0] is not a name"
+                )));
+            }
+        };
         Ok(Self {
             path,
             organization,
@@ -78,8 +152,22 @@ impl ConnectionProfile {
             peer_name,
             peer_address,
             peer_tls_ca_pem,
+            certificate_authority,
             users: org["users"].clone(),
         })
+    }
+
+    /// The organisation's Fabric CA, or an error naming the profile when it names none.
+    pub fn require_certificate_authority(&self) -> Result<&CertificateAuthority, Error> {
+        self.certificate_authority
+            .as_ref()
+            .ok_or_else(|| Error::Profile {
+                path: self.path.clone(),
+                reason: format!(
+                    "organizations.{}.certificateAuthorities names no CA",
+                    self.organization
+                ),
+            })
     }
 
     /// The profile of organisation `org` (e.g. `hospital1`) in a test-network state folder.
@@ -113,5 +201,142 @@ impl ConnectionProfile {
         let (identity, signer) = load_msp_dir(&self.msp_id, self.user_msp_dir(user)?, now)?;
         let channel = self.channel_builder().connect().await?;
         Gateway::connect(identity, signer, channel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// Writes a profile for `Hospital1` (peer and CA TLS roots as files) after `edit`.
+    fn profile(dir: &Path, edit: impl FnOnce(&mut Value)) -> PathBuf {
+        let peer_tls = dir.join("peer-tls.pem");
+        let ca_tls = dir.join("ca-tls.pem");
+        std::fs::write(&peer_tls, b"peer root").unwrap();
+        std::fs::write(&ca_tls, b"ca root").unwrap();
+        let mut profile = json!({
+            "client": {"organization": "Hospital1"},
+            "organizations": {"Hospital1": {
+                "mspid": "Hospital1MSP",
+                "peers": ["peer0.hospital1"],
+                "certificateAuthorities": ["ca.hospital1"],
+                "users": {"User1": {"mspDir": "/msp/user1"}},
+            }},
+            "peers": {"peer0.hospital1": {
+                "url": "grpcs://localhost:7051",
+                "tlsCACerts": {"path": peer_tls},
+            }},
+            "certificateAuthorities": {"ca.hospital1": {
+                "url": "https://localhost:7054",
+                "caName": "ca-hospital1",
+                "tlsCACerts": {"path": ca_tls},
+                "registrar": {"enrollId": "admin", "enrollSecret": "adminpw"},
+            }},
+        });
+        edit(&mut profile);
+        let path = dir.join("hospital1.json");
+        std::fs::write(&path, profile.to_string()).unwrap();
+        path
+    }
+
+    fn load_error(edit: impl FnOnce(&mut Value)) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        ConnectionProfile::load(profile(dir.path(), edit))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn reads_the_gateway_peer_and_the_certificate_authority() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = ConnectionProfile::load(profile(dir.path(), |_| {})).unwrap();
+        assert_eq!(p.msp_id, "Hospital1MSP");
+        assert_eq!(p.peer_address, "localhost:7051");
+        assert_eq!(p.peer_tls_ca_pem, b"peer root");
+        assert_eq!(
+            p.user_msp_dir("User1").unwrap(),
+            PathBuf::from("/msp/user1")
+        );
+        let ca = p.require_certificate_authority().unwrap();
+        assert_eq!(ca.key, "ca.hospital1");
+        assert_eq!(ca.url, "https://localhost:7054");
+        assert_eq!(ca.ca_name, "ca-hospital1");
+        assert_eq!(ca.tls_ca_pem, b"ca root");
+        let registrar = ca.registrar.as_ref().unwrap();
+        assert_eq!(registrar.enroll_id, "admin");
+        assert_eq!(registrar.enroll_secret.as_str(), "adminpw");
+        // The secret never shows in debug output.
+        assert!(!format!("{p:?}").contains("adminpw"), "{p:?}");
+    }
+
+    #[test]
+    fn a_profile_without_ca_or_registrar_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = profile(dir.path(), |p| {
+            p["organizations"]["Hospital1"]
+                .as_object_mut()
+                .unwrap()
+                .remove("certificateAuthorities");
+        });
+        let p = ConnectionProfile::load(path).unwrap();
+        assert!(p.certificate_authority.is_none());
+        let e = p.require_certificate_authority().unwrap_err().to_string();
+        assert!(e.contains("certificateAuthorities names no CA"), "{e}");
+
+        let path = profile(dir.path(), |p| {
+            p["certificateAuthorities"]["ca.hospital1"]
+                .as_object_mut()
+                .unwrap()
+                .remove("registrar");
+        });
+        let p = ConnectionProfile::load(path).unwrap();
+        assert!(
+            p.require_certificate_authority()
+                .unwrap()
+                .registrar
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_broken_ca_entry_is_refused_naming_the_field() {
+        let e = load_error(|p| p["certificateAuthorities"]["ca.hospital1"]["url"] = Value::Null);
+        assert!(
+            e.contains("certificateAuthorities.ca.hospital1.url is missing"),
+            "{e}"
+        );
+        let e = load_error(|p| {
+            p["certificateAuthorities"]["ca.hospital1"]["registrar"]["enrollSecret"] = json!(7);
+        });
+        assert!(
+            e.contains("certificateAuthorities.ca.hospital1.registrar.enrollSecret is missing"),
+            "{e}"
+        );
+        let e = load_error(|p| {
+            p["certificateAuthorities"]["ca.hospital1"]["tlsCACerts"]["path"] =
+                json!("/nonexistent/ca.pem");
+        });
+        assert!(
+            e.contains("cannot read the CA TLS root /nonexistent/ca.pem"),
+            "{e}"
+        );
+        let e =
+            load_error(|p| p["organizations"]["Hospital1"]["certificateAuthorities"] = json!([3]));
+        assert!(e.contains("certificateAuthorities[0] is not a name"), "{e}");
+        // An entry the organisation names but the profile lacks.
+        let e = load_error(|p| {
+            p["certificateAuthorities"]
+                .as_object_mut()
+                .unwrap()
+                .remove("ca.hospital1");
+        });
+        assert!(
+            e.contains("names ca.hospital1, but certificateAuthorities.ca.hospital1 is missing"),
+            "{e}"
+        );
     }
 }

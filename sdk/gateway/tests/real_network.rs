@@ -30,7 +30,7 @@ use medfabric_gateway::medfabric_protos::protos::{
     ChaincodeActionPayload, ChaincodeProposalPayload, Transaction as TransactionMessage,
 };
 use medfabric_gateway::{
-    ChannelBuilder, Checkpointer, Error, FileCheckpointer, Gateway, Identity, IdentityError,
+    Checkpointer, ConnectionProfile, Error, FileCheckpointer, Gateway, Identity, IdentityError,
     P256Signer, Signer, TxValidationCode, load_msp_dir,
 };
 use prost::Message;
@@ -68,41 +68,21 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
-/// What a connection profile says about one organisation and one of its users.
+/// One organisation's connection profile and one of its users.
 struct Org {
+    profile: ConnectionProfile,
     msp_id: String,
     msp_dir: PathBuf,
-    peer_address: String,
-    peer_name: String,
-    tls_ca: Vec<u8>,
 }
 
 fn org(key: &str, user: &str) -> Org {
-    let path = network_dir().join("connection").join(format!("{key}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read the connection profile {} ({e}): is the test network up? \
-             (test-network/network.sh up && test-network/network.sh deploy)",
-            path.display()
-        )
-    });
-    let profile: Value = serde_json::from_str(&text).unwrap();
-    let org_name = profile["client"]["organization"].as_str().unwrap();
-    let organization = &profile["organizations"][org_name];
-    let peer_name = organization["peers"][0].as_str().unwrap().to_owned();
-    let peer = &profile["peers"][&peer_name];
-    let url = peer["url"].as_str().unwrap();
-    let peer_address = url
-        .split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .to_owned();
-    let tls_ca_path = peer["tlsCACerts"]["path"].as_str().unwrap();
+    let profile = ConnectionProfile::load_from_network_dir(network_dir(), key)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let msp_dir = profile.user_msp_dir(user).unwrap();
     Org {
-        msp_id: organization["mspid"].as_str().unwrap().to_owned(),
-        msp_dir: PathBuf::from(organization["users"][user]["mspDir"].as_str().unwrap()),
-        peer_address,
-        peer_name,
-        tls_ca: std::fs::read(tls_ca_path).unwrap(),
+        msp_id: profile.msp_id.clone(),
+        msp_dir,
+        profile,
     }
 }
 
@@ -111,15 +91,15 @@ fn default_org() -> Org {
 }
 
 async fn channel(org: &Org) -> medfabric_gateway::Channel {
-    ChannelBuilder::new(org.peer_address.clone(), org.tls_ca.clone())
-        .server_name_override(org.peer_name.clone())
-        .connect_timeout(Duration::from_secs(5))
+    let profile = &org.profile;
+    profile
+        .channel_builder()
         .connect()
         .await
         .unwrap_or_else(|e| {
             panic!(
                 "the peer {} at {} is unreachable ({e}): is the test network up?",
-                org.peer_name, org.peer_address
+                profile.peer_name, profile.peer_address
             )
         })
 }

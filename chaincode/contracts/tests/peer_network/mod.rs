@@ -25,9 +25,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use medfabric_ca::{CaClient, Enrollment, EnrollmentRequest, RegistrationRequest, Secret};
-use medfabric_gateway::{ChannelBuilder, Contract, Error, Gateway, P256Signer};
-use serde_json::Value;
+use medfabric_ca::{CaClient, Enrollment, EnrollmentRequest, RegistrationRequest};
+use medfabric_gateway::{ConnectionProfile, Contract, Error, Gateway, P256Signer};
 use sha2::{Digest, Sha256};
 
 use crate::medical::{Backend, Call, Channel, Submitted, User};
@@ -76,66 +75,24 @@ pub fn channel_name(channel: Channel) -> &'static str {
     }
 }
 
-/// What one organisation's connection profile says about its CA and peer.
-#[derive(Clone, Debug)]
-pub struct OrgProfile {
-    pub key: String,
-    pub msp_id: String,
-    pub ca_url: String,
-    pub ca_name: String,
-    pub ca_tls_root: Vec<u8>,
-    pub registrar_id: String,
-    pub registrar_secret: String,
-    pub peer_address: String,
-    pub peer_name: String,
-    pub peer_tls_root: Vec<u8>,
-}
-
 /// Reads `connection/<key>.json`; panics with what to do when the network is not there.
-pub fn org_profile(key: &str) -> OrgProfile {
-    let path = network_dir().join("connection").join(format!("{key}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+pub fn org_profile(key: &str) -> ConnectionProfile {
+    ConnectionProfile::load_from_network_dir(network_dir(), key).unwrap_or_else(|e| {
         panic!(
-            "cannot read the connection profile {} ({e}): is the test network up? \
-             (test-network/network.sh up && test-network/network.sh deploy --name medfabric \
+            "{e} (for the medical chaincode: test-network/network.sh deploy --name medfabric \
              --binary target/release/medfabric-chaincode --channels \"storage sharing\" \
              --port 9997 --collections collections/medfabric.json; set MEDFABRIC_STATE or \
-             MEDFABRIC_NETWORK_DIR for another network folder)",
-            path.display()
+             MEDFABRIC_NETWORK_DIR for another network folder)"
         )
-    });
-    let profile: Value = serde_json::from_str(&text).unwrap();
-    let org_name = profile["client"]["organization"].as_str().unwrap();
-    let organization = &profile["organizations"][org_name];
-    let ca_key = organization["certificateAuthorities"][0]
-        .as_str()
-        .unwrap_or_else(|| panic!("{} names no certificate authority", path.display()));
-    let ca = &profile["certificateAuthorities"][ca_key];
-    let peer_name = organization["peers"][0].as_str().unwrap().to_owned();
-    let peer = &profile["peers"][&peer_name];
-    let url = peer["url"].as_str().unwrap();
-    let read = |p: &Value| {
-        let p = p.as_str().unwrap();
-        std::fs::read(p).unwrap_or_else(|e| panic!("cannot read {p}: {e}"))
-    };
-    OrgProfile {
-        key: key.to_owned(),
-        msp_id: organization["mspid"].as_str().unwrap().to_owned(),
-        ca_url: ca["url"].as_str().unwrap().to_owned(),
-        ca_name: ca["caName"].as_str().unwrap().to_owned(),
-        ca_tls_root: read(&ca["tlsCACerts"]["path"]),
-        registrar_id: ca["registrar"]["enrollId"].as_str().unwrap().to_owned(),
-        registrar_secret: ca["registrar"]["enrollSecret"].as_str().unwrap().to_owned(),
-        peer_address: url.split_once("://").map_or(url, |(_, r)| r).to_owned(),
-        peer_name,
-        peer_tls_root: read(&peer["tlsCACerts"]["path"]),
-    }
+    })
 }
 
 /// One organisation: its gRPC channel to the peer (shared by all its users), its CA client
 /// and the CA's registrar enrolment.
 pub struct Org {
-    pub profile: OrgProfile,
+    /// Its key in the test network (`hospital1`, ...).
+    pub key: String,
+    pub profile: ConnectionProfile,
     pub channel: medfabric_gateway::Channel,
     pub ca: CaClient,
     pub registrar: Enrollment,
@@ -146,39 +103,35 @@ impl Org {
     /// unreachable.
     pub async fn connect(key: &str) -> Self {
         let profile = org_profile(key);
-        let channel =
-            ChannelBuilder::new(profile.peer_address.clone(), profile.peer_tls_root.clone())
-                .server_name_override(profile.peer_name.clone())
-                .connect_timeout(Duration::from_secs(5))
-                .connect()
-                .await
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "the peer {} at {} is unreachable ({e}): is the test network up?",
-                        profile.peer_name, profile.peer_address
-                    )
-                });
-        let ca = CaClient::builder(&profile.ca_url, profile.ca_tls_root.clone())
-            .ca_name(&profile.ca_name)
+        let channel = profile
+            .channel_builder()
+            .connect()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the peer {} at {} is unreachable ({e}): is the test network up?",
+                    profile.peer_name, profile.peer_address
+                )
+            });
+        let profile_ca = profile.require_certificate_authority().unwrap();
+        let ca = CaClient::builder_for(profile_ca)
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap();
         let registrar = ca
             .enroll(
-                &EnrollmentRequest::new(
-                    &profile.registrar_id,
-                    Secret::new(&profile.registrar_secret),
-                ),
+                &EnrollmentRequest::for_registrar(profile_ca.registrar.as_ref().unwrap()),
                 P256Signer::generate().unwrap(),
             )
             .await
             .unwrap_or_else(|e| {
                 panic!(
                     "the Fabric CA {} at {} refused or is unreachable ({e}): is the test network up?",
-                    profile.ca_name, profile.ca_url
+                    profile_ca.ca_name, profile_ca.url
                 )
             });
         Self {
+            key: key.to_owned(),
             profile,
             channel,
             ca,
@@ -491,7 +444,7 @@ impl PeerBackend {
             .map(|key| {
                 let msp = &orgs
                     .values()
-                    .find(|o| o.profile.key == *key)
+                    .find(|o| o.key == *key)
                     .unwrap()
                     .profile
                     .msp_id;

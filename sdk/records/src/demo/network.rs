@@ -4,9 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use medfabric_ca::{CaClient, Enrollment, EnrollmentRequest, RegistrationRequest, Secret};
-use medfabric_gateway::{ChannelBuilder, P256Signer};
-use serde_json::Value;
+use medfabric_ca::{CaClient, Enrollment, EnrollmentRequest, RegistrationRequest};
+use medfabric_gateway::{ConnectionProfile, P256Signer};
 
 use crate::error::{Error, Result};
 use crate::identity::Member;
@@ -14,10 +13,8 @@ use crate::identity::Member;
 /// One organisation of the test network.
 pub(super) struct NetworkOrg {
     key: String,
-    msp_id: String,
-    peer_address: String,
-    peer_name: String,
-    peer_tls_root: Vec<u8>,
+    /// Its MSP, gateway peer and CA.
+    profile: ConnectionProfile,
     ca: CaClient,
     registrar: Enrollment,
     /// The CA's root certificate (PEM): what its members' certificates chain to.
@@ -31,51 +28,28 @@ fn fail(what: impl std::fmt::Display) -> Error {
 impl NetworkOrg {
     /// Reads `connection/<key>.json`, connects to the CA and enrols its registrar.
     pub(super) async fn connect(network_dir: &Path, key: &str) -> Result<Self> {
-        let path = network_dir.join("connection").join(format!("{key}.json"));
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let profile = ConnectionProfile::load_from_network_dir(network_dir, key).map_err(|e| {
             fail(format!(
-                "cannot read {} ({e}); bring the network up and deploy the medical chaincode: \
+                "{e}; bring the network up and deploy the medical chaincode: \
                  test-network/network.sh up && test-network/network.sh deploy --name medfabric \
                  --binary target/release/medfabric-chaincode --channels \"storage sharing\" \
-                 --port 9997 --collections collections/medfabric.json",
-                path.display()
+                 --port 9997 --collections collections/medfabric.json"
             ))
         })?;
-        let profile: Value =
-            serde_json::from_str(&text).map_err(|e| fail(format!("{}: {e}", path.display())))?;
-        let text_at = |v: &Value, what: &str| {
-            v.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| fail(format!("{}: {what} is missing", path.display())))
-        };
-        let org_name = text_at(&profile["client"]["organization"], "client.organization")?;
-        let org = &profile["organizations"][&org_name];
-        let ca_key = text_at(&org["certificateAuthorities"][0], "certificateAuthorities")?;
-        let ca = &profile["certificateAuthorities"][&ca_key];
-        let peer_name = text_at(&org["peers"][0], "peers")?;
-        let peer = &profile["peers"][&peer_name];
-        let url = text_at(&peer["url"], "peer url")?;
-        let read = |v: &Value, what: &str| -> Result<Vec<u8>> {
-            let p = text_at(v, what)?;
-            std::fs::read(&p).map_err(|e| fail(format!("cannot read {p}: {e}")))
-        };
-        let client = CaClient::builder(
-            &text_at(&ca["url"], "CA url")?,
-            read(&ca["tlsCACerts"]["path"], "CA TLS root")?,
-        )
-        .ca_name(text_at(&ca["caName"], "CA name")?)
-        .timeout(Duration::from_secs(20))
-        .build()
-        .map_err(fail)?;
+        let ca = profile.require_certificate_authority().map_err(fail)?;
+        let registrar = ca.registrar.as_ref().ok_or_else(|| {
+            fail(format!(
+                "the profile of {key} names no registrar for {}: the demo registers its members",
+                ca.key
+            ))
+        })?;
+        let client = CaClient::builder_for(ca)
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(fail)?;
         let registrar = client
             .enroll(
-                &EnrollmentRequest::new(
-                    &text_at(&ca["registrar"]["enrollId"], "registrar")?,
-                    Secret::new(&text_at(
-                        &ca["registrar"]["enrollSecret"],
-                        "registrar secret",
-                    )?),
-                ),
+                &EnrollmentRequest::for_registrar(registrar),
                 P256Signer::generate().map_err(fail)?,
             )
             .await
@@ -87,16 +61,10 @@ impl NetworkOrg {
         let info = client.info().await.map_err(fail)?;
         Ok(Self {
             key: key.to_owned(),
-            msp_id: text_at(&org["mspid"], "mspid")?,
-            peer_address: url
-                .split_once("://")
-                .map_or(url.as_str(), |(_, r)| r)
-                .to_owned(),
-            peer_name,
-            peer_tls_root: read(&peer["tlsCACerts"]["path"], "peer TLS root")?,
             ca: client,
             registrar,
             root_pem: String::from_utf8_lossy(&info.ca_chain_pem).into_owned(),
+            profile,
         })
     }
 
@@ -107,17 +75,12 @@ impl NetworkOrg {
 
     /// A gRPC channel to this organisation's gateway peer.
     pub(super) async fn peer_channel(&self) -> Result<medfabric_gateway::Channel> {
-        ChannelBuilder::new(self.peer_address.clone(), self.peer_tls_root.clone())
-            .server_name_override(self.peer_name.clone())
-            .connect_timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .map_err(|e| {
-                fail(format!(
-                    "the peer {} is unreachable ({e}); is the network up?",
-                    self.peer_address
-                ))
-            })
+        self.profile.channel_builder().connect().await.map_err(|e| {
+            fail(format!(
+                "the peer {} is unreachable ({e}); is the network up?",
+                self.profile.peer_address
+            ))
+        })
     }
 
     /// Registers and enrols a member with certificate (`ecert`) attributes.
@@ -132,9 +95,11 @@ impl NetworkOrg {
             .register_and_enroll(enrollment_id, identity_type, affiliation, attributes)
             .await?;
         let certificate_pem = enrollment.certificate_pem().to_owned();
-        let (_, signer) = enrollment.into_gateway_parts(&self.msp_id).map_err(fail)?;
+        let (_, signer) = enrollment
+            .into_gateway_parts(&self.profile.msp_id)
+            .map_err(fail)?;
         let der = signer.to_pkcs8_der().map_err(fail)?;
-        Member::new(enrollment_id, &self.msp_id, &certificate_pem, &der)
+        Member::new(enrollment_id, &self.profile.msp_id, &certificate_pem, &der)
     }
 
     /// Registers `enrollment_id` through this organisation's registrar and enrols it with a
@@ -195,7 +160,7 @@ pub async fn enroll_at_test_network(
         .map_err(|e| fail(format!("writing the MSP folder {}: {e}", out.display())))?;
     Member::from_msp_dir(
         enrollment_id,
-        &org.msp_id,
+        &org.profile.msp_id,
         out,
         std::time::SystemTime::now(),
     )
