@@ -199,12 +199,16 @@ fn check_policy_name(value: &str) -> Result<(), String> {
     }
 }
 
-fn check_fingerprint(value: &str) -> Result<(), String> {
-    if value.len() == 64
+/// 64 lower-case hex digits: how fingerprints and digests (SHA-256) are written.
+fn is_sha256_hex(value: &str) -> bool {
+    value.len() == 64
         && value
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+}
+
+fn check_fingerprint(value: &str) -> Result<(), String> {
+    if is_sha256_hex(value) {
         Ok(())
     } else {
         Err(format!(
@@ -215,11 +219,7 @@ fn check_fingerprint(value: &str) -> Result<(), String> {
 }
 
 fn check_digest(value: &str) -> Result<(), String> {
-    if value.len() == 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if is_sha256_hex(value) {
         Ok(())
     } else {
         Err(format!(
