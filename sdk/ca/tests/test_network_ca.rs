@@ -135,3 +135,103 @@ async fn peer_accepts_a_ca_issued_user_and_a_pseudonym() {
     let metadata = get_metadata(&org, pseudonym.enrollment).await;
     assert!(metadata.get("contracts").is_some(), "{metadata}");
 }
+
+/// The organisation's profile rewritten in the form Fabric's sample networks and the official
+/// SDKs use: TLS roots inline (a string for the peer, a list for the CA), registrars as a list,
+/// the peer's TLS name given by `grpcOptions.ssl-target-name-override`.
+fn official_form(dir: &std::path::Path, tls_name: &str) -> ConnectionProfile {
+    let key = env_or("MEDFABRIC_ORG", "hospital1");
+    let path = network_dir().join("connection").join(format!("{key}.json"));
+    let mut profile: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let inline = |tls: &mut Value, as_list: bool| {
+        let pem = std::fs::read_to_string(tls["path"].as_str().unwrap()).unwrap();
+        *tls = if as_list {
+            serde_json::json!({"pem": [pem]})
+        } else {
+            serde_json::json!({"pem": pem})
+        };
+    };
+    for peer in profile["peers"].as_object_mut().unwrap().values_mut() {
+        inline(&mut peer["tlsCACerts"], false);
+        peer["grpcOptions"] = serde_json::json!({"ssl-target-name-override": tls_name});
+    }
+    for ca in profile["certificateAuthorities"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+    {
+        inline(&mut ca["tlsCACerts"], true);
+        ca["registrar"] = Value::Array(vec![ca["registrar"].clone()]);
+    }
+    let out = dir.join(format!("{key}.json"));
+    std::fs::write(&out, profile.to_string()).unwrap();
+    let profile = ConnectionProfile::load(&out).unwrap();
+    assert!(!profile.peer_tls_ca_pem.is_empty());
+    profile
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(real_network),
+    ignore = "needs the test network: MEDFABRIC_REAL_NETWORK=1 or -- --ignored"
+)]
+async fn a_profile_in_the_official_sdk_form_reaches_the_ca_and_the_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    // `localhost` is in the peers' certificates, their names too: the override is what is used.
+    let org = official_form(dir.path(), "localhost");
+    assert_eq!(org.peer_tls_server_name, "localhost");
+    let profile_ca = org.require_certificate_authority().unwrap();
+    let ca = CaClient::builder_for(profile_ca).build().unwrap();
+    assert_eq!(ca.info().await.unwrap().ca_name, profile_ca.ca_name);
+    let admin = ca
+        .enroll(
+            &EnrollmentRequest::for_registrar(profile_ca.registrar.as_ref().unwrap()),
+            P256Signer::generate().unwrap(),
+        )
+        .await
+        .unwrap();
+    let user = format!("sdk-form-{}", std::process::id());
+    let user = format!(
+        "{user}-{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let secret = ca
+        .register(&admin.credential(), &RegistrationRequest::new(&user))
+        .await
+        .unwrap();
+    let enrollment = ca
+        .enroll(
+            &EnrollmentRequest::new(&user, secret),
+            P256Signer::generate().unwrap(),
+        )
+        .await
+        .unwrap();
+    let metadata = get_metadata(&org, enrollment).await;
+    assert!(metadata.get("contracts").is_some(), "{metadata}");
+
+    // A TLS name the peer's certificate does not carry is refused: the override is honoured.
+    let wrong = official_form(dir.path(), "not-this-peer.example");
+    let refused = match wrong.channel_builder().connect().await {
+        Err(e) => e.to_string(),
+        Ok(channel) => {
+            let (identity, signer) = admin.into_gateway_parts(&wrong.msp_id).unwrap();
+            let gateway = Gateway::connect(identity, signer, channel).unwrap();
+            gateway
+                .network(env_or("MEDFABRIC_CHANNEL", "storage"))
+                .contract(env_or("MEDFABRIC_CHAINCODE", "basic"), None)
+                .evaluate("org.hyperledger.fabric:GetMetadata", &[])
+                .await
+                .expect_err("a peer reached under a name its certificate lacks")
+                .to_string()
+        }
+    };
+    assert!(
+        refused.contains("not valid for name \"not-this-peer.example\""),
+        "{refused}"
+    );
+    println!("wrong TLS name refused: {refused}");
+}

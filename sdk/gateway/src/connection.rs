@@ -143,10 +143,12 @@ impl ChannelBuilder {
     /// [`Error::Connect`] for a bad address, bad TLS material or a failed dial.
     pub async fn connect(self) -> Result<Channel, Error> {
         let endpoint = self.endpoint()?;
-        endpoint
-            .connect()
-            .await
-            .map_err(|e| connect_error("dial failed", Some(e)))
+        endpoint.connect().await.map_err(|e| {
+            // tonic's own text is only "transport error": name the peer and the first-hand
+            // cause (refused connection, TLS name or root mismatch, timeout).
+            let message = format!("dialling {} failed: {}", self.address, root_cause(&e));
+            connect_error(&message, Some(e))
+        })
     }
 
     /// Returns a channel that dials on first use (and redials after failures).
@@ -190,6 +192,15 @@ impl ChannelBuilder {
         }
         Ok(endpoint)
     }
+}
+
+/// The innermost error of a chain: the one that says what actually went wrong.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 fn connect_error(message: &str, source: Option<tonic::transport::Error>) -> Error {

@@ -26,6 +26,9 @@ pub struct ConnectionProfile {
     pub peer_name: String,
     /// `host:port` of that peer.
     pub peer_address: String,
+    /// The name the peer's TLS certificate must carry: `grpcOptions.ssl-target-name-override`
+    /// (or `hostnameOverride`) when the profile sets one, else the peer's name.
+    pub peer_tls_server_name: String,
     /// The TLS root certificate (PEM) that peer's certificate chains to.
     pub peer_tls_ca_pem: Vec<u8>,
     /// The organisation's Fabric CA (its first `certificateAuthorities` entry), if it names one.
@@ -101,12 +104,14 @@ impl ConnectionProfile {
             .split_once("://")
             .map_or(url.as_str(), |(_, rest)| rest)
             .to_owned();
-        let tls_path = text_at(
-            &peer["tlsCACerts"]["path"],
-            &format!("peers.{peer_name}.tlsCACerts.path"),
-        )?;
-        let peer_tls_ca_pem = std::fs::read(&tls_path)
-            .map_err(|e| fail(format!("cannot read the peer TLS root {tls_path}: {e}")))?;
+        let peer_tls_ca_pem =
+            tls_roots(&peer["tlsCACerts"], &format!("peers.{peer_name}")).map_err(&fail)?;
+        let options = &peer["grpcOptions"];
+        let peer_tls_server_name = options["ssl-target-name-override"]
+            .as_str()
+            .or_else(|| options["hostnameOverride"].as_str())
+            .unwrap_or(&peer_name)
+            .to_owned();
         let certificate_authority = match &org["certificateAuthorities"][0] {
             Value::Null => None,
             Value::String(key) => {
@@ -118,10 +123,15 @@ impl ConnectionProfile {
                     )));
                 }
                 let field = |name: &str| format!("certificateAuthorities.{key}.{name}");
-                let tls_path = text_at(&ca["tlsCACerts"]["path"], &field("tlsCACerts.path"))?;
-                let tls_ca_pem = std::fs::read(&tls_path)
-                    .map_err(|e| fail(format!("cannot read the CA TLS root {tls_path}: {e}")))?;
+                let tls_ca_pem =
+                    tls_roots(&ca["tlsCACerts"], &format!("certificateAuthorities.{key}"))
+                        .map_err(&fail)?;
+                // One registrar, or a list of them (the form the official SDKs read): the first.
                 let registrar = match &ca["registrar"] {
+                    Value::Array(list) => list.first().unwrap_or(&Value::Null),
+                    registrar => registrar,
+                };
+                let registrar = match registrar {
                     Value::Null => None,
                     registrar => Some(Registrar {
                         enroll_id: text_at(&registrar["enrollId"], &field("registrar.enrollId"))?,
@@ -151,6 +161,7 @@ impl ConnectionProfile {
             msp_id,
             peer_name,
             peer_address,
+            peer_tls_server_name,
             peer_tls_ca_pem,
             certificate_authority,
             users: org["users"].clone(),
@@ -192,7 +203,7 @@ impl ConnectionProfile {
     /// A TLS channel to the gateway peer (not yet connected: it connects on first use).
     pub fn channel_builder(&self) -> ChannelBuilder {
         ChannelBuilder::new(self.peer_address.clone(), self.peer_tls_ca_pem.clone())
-            .server_name_override(self.peer_name.clone())
+            .server_name_override(self.peer_tls_server_name.clone())
             .connect_timeout(Duration::from_secs(5))
     }
 
@@ -201,6 +212,28 @@ impl ConnectionProfile {
         let (identity, signer) = load_msp_dir(&self.msp_id, self.user_msp_dir(user)?, now)?;
         let channel = self.channel_builder().connect().await?;
         Gateway::connect(identity, signer, channel)
+    }
+}
+
+/// The TLS roots of `tlsCACerts` (under `owner`): a file (`path`) or inline PEM (`pem`, one
+/// string or a list, as Fabric's sample networks write them).
+fn tls_roots(tls: &Value, owner: &str) -> Result<Vec<u8>, String> {
+    match (&tls["path"], &tls["pem"]) {
+        (Value::String(path), _) => std::fs::read(path)
+            .map_err(|e| format!("cannot read the TLS root {path} of {owner}: {e}")),
+        (_, Value::String(pem)) => Ok(pem.clone().into_bytes()),
+        (_, Value::Array(pems)) if !pems.is_empty() => pems
+            .iter()
+            .map(|pem| {
+                pem.as_str()
+                    .map(|p| format!("{}\n", p.trim_end()))
+                    .ok_or_else(|| format!("{owner}.tlsCACerts.pem holds a non-string"))
+            })
+            .collect::<Result<String, _>>()
+            .map(String::into_bytes),
+        _ => Err(format!(
+            "{owner}.tlsCACerts needs `path` (a PEM file) or `pem` (PEM text or a list of them)"
+        )),
     }
 }
 
@@ -273,6 +306,51 @@ mod tests {
         assert!(!format!("{p:?}").contains("adminpw"), "{p:?}");
     }
 
+    /// The form Fabric's sample networks and the official SDKs use: TLS roots inline (one
+    /// string for a peer, a list for a CA), a TLS name override, registrars as a list, no
+    /// users.
+    #[test]
+    fn reads_the_official_sdk_form_with_inline_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = profile(dir.path(), |p| {
+            let peer = &mut p["peers"]["peer0.hospital1"];
+            peer["tlsCACerts"] = json!({"pem": "-----PEER ROOT-----\n"});
+            peer["grpcOptions"] =
+                json!({"ssl-target-name-override": "peer0.hospital1.example.com"});
+            let ca = &mut p["certificateAuthorities"]["ca.hospital1"];
+            ca["tlsCACerts"] = json!({"pem": ["-----CA ROOT 1-----", "-----CA ROOT 2-----\n"]});
+            ca["registrar"] =
+                json!([{"enrollId": "registrar1", "enrollSecret": "pw1"}, {"enrollId": "x"}]);
+            p["organizations"]["Hospital1"]
+                .as_object_mut()
+                .unwrap()
+                .remove("users");
+        });
+        let p = ConnectionProfile::load(path).unwrap();
+        assert_eq!(p.peer_tls_ca_pem, b"-----PEER ROOT-----\n");
+        assert_eq!(p.peer_tls_server_name, "peer0.hospital1.example.com");
+        let ca = p.require_certificate_authority().unwrap();
+        assert_eq!(ca.tls_ca_pem, b"-----CA ROOT 1-----\n-----CA ROOT 2-----\n");
+        assert_eq!(ca.registrar.as_ref().unwrap().enroll_id, "registrar1");
+        let e = p.user_msp_dir("User1").unwrap_err().to_string();
+        assert!(e.contains("no user \"User1\""), "{e}");
+
+        // `hostnameOverride` serves when `ssl-target-name-override` is absent, the peer's name
+        // when neither is set.
+        let path = profile(dir.path(), |p| {
+            p["peers"]["peer0.hospital1"]["grpcOptions"] = json!({"hostnameOverride": "h.example"});
+        });
+        assert_eq!(
+            ConnectionProfile::load(path).unwrap().peer_tls_server_name,
+            "h.example"
+        );
+        let path = profile(dir.path(), |_| {});
+        assert_eq!(
+            ConnectionProfile::load(path).unwrap().peer_tls_server_name,
+            "peer0.hospital1"
+        );
+    }
+
     #[test]
     fn a_profile_without_ca_or_registrar_says_so() {
         let dir = tempfile::tempdir().unwrap();
@@ -321,7 +399,21 @@ mod tests {
                 json!("/nonexistent/ca.pem");
         });
         assert!(
-            e.contains("cannot read the CA TLS root /nonexistent/ca.pem"),
+            e.contains(
+                "cannot read the TLS root /nonexistent/ca.pem of certificateAuthorities.ca.hospital1"
+            ),
+            "{e}"
+        );
+        let e = load_error(|p| p["peers"]["peer0.hospital1"]["tlsCACerts"] = json!({}));
+        assert!(
+            e.contains("peers.peer0.hospital1.tlsCACerts needs `path` (a PEM file) or `pem`"),
+            "{e}"
+        );
+        let e = load_error(|p| {
+            p["certificateAuthorities"]["ca.hospital1"]["tlsCACerts"] = json!({"pem": ["a", 1]});
+        });
+        assert!(
+            e.contains("certificateAuthorities.ca.hospital1.tlsCACerts.pem holds a non-string"),
             "{e}"
         );
         let e =
