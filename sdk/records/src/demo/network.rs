@@ -39,7 +39,8 @@ impl NetworkOrg {
         let ca = profile.require_certificate_authority().map_err(fail)?;
         let registrar = ca.registrar.as_ref().ok_or_else(|| {
             fail(format!(
-                "the profile of {key} names no registrar for {}: the demo registers its members",
+                "the profile of {key} names no registrar for its CA {0}: registering members \
+                 needs one (certificateAuthorities.{0}.registrar: enrollId and enrollSecret)",
                 ca.key
             ))
         })?;
