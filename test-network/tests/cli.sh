@@ -65,6 +65,18 @@ done
 out=$(MEDFABRIC_ORG=hospital1 "$bin" identity enroll "dr-$tag" --out "$work/again" 2>&1) &&
   fail "enrolling a taken name succeeded: $out"
 grep -q "registering dr-$tag" <<<"$out" || fail "unclear error for a taken name: $out"
+# A registrar of the hospital's own (an enrolled MSP folder, no secret in the profile) registers
+# members within its rights; the CA refuses what they do not cover, and a non-registrar.
+enroll hospital1 registrar "$work/registrar" --attr hf.Registrar.Roles=client \
+  --attr hf.Registrar.Attributes=role >/dev/null
+enroll hospital1 dr2 "$work/dr2" --registrar-msp-dir "$work/registrar" --attr role=physician >/dev/null
+[ -s "$work/dr2/signcerts/cert.pem" ] || fail "the registrar's member has no certificate"
+out=$(MEDFABRIC_ORG=hospital1 "$bin" identity enroll "x-$tag" --registrar-msp-dir "$work/registrar" \
+  --attr dept=cardiology --out "$work/x" 2>&1) && fail "a registrar exceeded its attribute rights: $out"
+grep -q "may not register it" <<<"$out" || fail "unclear error for a registrar without the right: $out"
+out=$(MEDFABRIC_ORG=hospital1 "$bin" identity enroll "y-$tag" --registrar-msp-dir "$work/nurse" \
+  --attr role=physician --out "$work/y" 2>&1) && fail "a nurse registered a physician: $out"
+grep -q "HTTP 403" <<<"$out" || fail "unclear error for a non-registrar: $out"
 [ "$(as hospital1 "$work/pn" -- --json identity show | json .fingerprint)" = "$patient" ] ||
   fail "identity show does not name the patient's pseudonym"
 roots=$(for o in admin curie auditor; do printf '%s,' "$work/$o/cacerts/ca-1.pem"; done)

@@ -142,9 +142,9 @@ impl Channels {
 
 #[derive(Debug, Subcommand)]
 pub enum IdentityCommand {
-    /// Register and enrol a user at your organisation's Fabric CA (its registrar from the
-    /// connection profile) with certificate attributes; writes an MSP folder to use with
-    /// `--msp-dir`/`MEDFABRIC_MSP_DIR`.
+    /// Register and enrol a user at your organisation's Fabric CA with certificate attributes;
+    /// writes an MSP folder to use with `--msp-dir`/`MEDFABRIC_MSP_DIR`. The registrar is
+    /// `--registrar-msp-dir`, or the one the connection profile names.
     Enroll {
         /// Enrollment id (a pseudonym, if you wish: the certificate carries no other name).
         name: String,
@@ -160,6 +160,10 @@ pub enum IdentityCommand {
         /// The MSP folder to write (must not exist yet).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// The MSP folder of an enrolled registrar (an identity with `hf.Registrar.Roles`)
+        /// that registers the user; default: the registrar the connection profile names.
+        #[arg(long, value_name = "DIR")]
+        registrar_msp_dir: Option<PathBuf>,
     },
     /// Show the configured identity: name, MSP, pseudonym (certificate fingerprint).
     Show,
@@ -795,6 +799,7 @@ pub async fn identity(cmd: IdentityCommand, settings: &Settings, json: bool) -> 
             identity_type,
             affiliation,
             out,
+            registrar_msp_dir,
         } => {
             let network = network_dir(settings)?;
             if out.exists() {
@@ -816,10 +821,13 @@ pub async fn identity(cmd: IdentityCommand, settings: &Settings, json: bool) -> 
             let member = medfabric_records::demo::enroll_at_test_network(
                 network,
                 &settings.org.value,
-                &name,
-                &identity_type,
-                affiliation.as_deref(),
-                &attrs,
+                &medfabric_records::demo::NewMember {
+                    enrollment_id: &name,
+                    identity_type: &identity_type,
+                    affiliation: affiliation.as_deref(),
+                    attributes: &attrs,
+                    registrar_msp_dir: registrar_msp_dir.as_deref(),
+                },
                 &out,
             )
             .await

@@ -30,7 +30,7 @@ use crate::{Records, fhir};
 mod network;
 mod scan;
 
-pub use network::{enroll_at_test_network, test_network_object_store};
+pub use network::{NewMember, enroll_at_test_network, test_network_object_store};
 pub use scan::{
     SCAN_MIN_DISTINCT, SCAN_WINDOW, ScanReport, files_under, public_metadata, scan_for_plaintext,
 };

@@ -28,6 +28,16 @@ fn fail(what: impl std::fmt::Display) -> Error {
 impl NetworkOrg {
     /// Reads `connection/<key>.json`, connects to the CA and enrols its registrar.
     pub(super) async fn connect(network_dir: &Path, key: &str) -> Result<Self> {
+        Self::connect_as(network_dir, key, None).await
+    }
+
+    /// As [`NetworkOrg::connect`]; with `registrar_msp_dir`, the registrar is that enrolled
+    /// identity (an MSP folder) instead of the profile's enrolment id and secret.
+    pub(super) async fn connect_as(
+        network_dir: &Path,
+        key: &str,
+        registrar_msp_dir: Option<&Path>,
+    ) -> Result<Self> {
         let profile = ConnectionProfile::load_from_network_dir(network_dir, key).map_err(|e| {
             fail(format!(
                 "{e}; bring the network up and deploy the medical chaincode: \
@@ -37,28 +47,36 @@ impl NetworkOrg {
             ))
         })?;
         let ca = profile.require_certificate_authority().map_err(fail)?;
-        let registrar = ca.registrar.as_ref().ok_or_else(|| {
-            fail(format!(
-                "the profile of {key} names no registrar for its CA {0}: registering members \
-                 needs one (certificateAuthorities.{0}.registrar: enrollId and enrollSecret)",
-                ca.key
-            ))
-        })?;
         let client = CaClient::builder_for(ca)
             .timeout(Duration::from_secs(20))
             .build()
             .map_err(fail)?;
-        let registrar = client
-            .enroll(
-                &EnrollmentRequest::for_registrar(registrar),
-                P256Signer::generate().map_err(fail)?,
-            )
-            .await
-            .map_err(|e| {
-                fail(format!(
-                    "the Fabric CA of {key} refused or is unreachable ({e}); is the network up?"
-                ))
-            })?;
+        let registrar = match registrar_msp_dir {
+            Some(dir) => Enrollment::load_msp_dir(dir)
+                .map_err(|e| fail(format!("the registrar's MSP folder {}: {e}", dir.display())))?,
+            None => {
+                let registrar = ca.registrar.as_ref().ok_or_else(|| {
+                    fail(format!(
+                        "the profile of {key} names no registrar for its CA {0}: give the MSP \
+                         folder of an enrolled registrar, or its enrolment id and secret \
+                         (certificateAuthorities.{0}.registrar: enrollId, enrollSecret)",
+                        ca.key
+                    ))
+                })?;
+                client
+                    .enroll(
+                        &EnrollmentRequest::for_registrar(registrar),
+                        P256Signer::generate().map_err(fail)?,
+                    )
+                    .await
+                    .map_err(|e| {
+                        fail(format!(
+                            "the Fabric CA of {key} refused or is unreachable ({e}); is the \
+                             network up?"
+                        ))
+                    })?
+            }
+        };
         let info = client.info().await.map_err(fail)?;
         Ok(Self {
             key: key.to_owned(),
@@ -122,7 +140,26 @@ impl NetworkOrg {
             .ca
             .register(&self.registrar.credential(), &registration)
             .await
-            .map_err(|e| fail(format!("registering {enrollment_id}: {e}")))?;
+            .map_err(|e| {
+                // Fabric CA answers 403 when the registrar lacks the right (its type, its
+                // affiliation, or hf.Registrar.Roles / hf.Registrar.Attributes).
+                let hint = if matches!(
+                    e,
+                    medfabric_ca::Error::Server {
+                        http_status: 403,
+                        ..
+                    }
+                ) {
+                    format!(
+                        "; the registrar may not register it: its hf.Registrar.Roles must include \
+                         `{identity_type}`, its hf.Registrar.Attributes the attributes, and its \
+                         affiliation must cover `{affiliation}`"
+                    )
+                } else {
+                    String::new()
+                };
+                fail(format!("registering {enrollment_id}: {e}{hint}"))
+            })?;
         self.ca
             .enroll(
                 &EnrollmentRequest::new(enrollment_id, secret),
@@ -133,34 +170,50 @@ impl NetworkOrg {
     }
 }
 
-/// Registers `enrollment_id` at the Fabric CA of organisation `org_key` (`connection/<org_key>.json`
-/// in `network_dir`, whose registrar registers it) with certificate attributes, enrols it with
-/// a fresh key, and writes the MSP folder `out` (signcerts, keystore, cacerts, config.yaml).
-/// `identity_type` is Fabric CA's type (`client`, `admin`, ...: the certificate's OU);
-/// `affiliation` defaults to the organisation's.
+/// A member to register and enrol at an organisation's Fabric CA ([`enroll_at_test_network`]).
+#[derive(Clone, Copy, Debug)]
+pub struct NewMember<'a> {
+    /// Enrolment id.
+    pub enrollment_id: &'a str,
+    /// Fabric CA's identity type (`client`, `admin`, ...: the certificate's OU).
+    pub identity_type: &'a str,
+    /// Affiliation; `None`: the organisation's.
+    pub affiliation: Option<&'a str>,
+    /// Certificate (`ecert`) attributes.
+    pub attributes: &'a [(&'a str, &'a str)],
+    /// The MSP folder of the enrolled registrar that registers the member (the CA checks its
+    /// `hf.Registrar.*` rights); `None`: the registrar the profile names by id and secret.
+    pub registrar_msp_dir: Option<&'a Path>,
+}
+
+/// Registers `member` at the Fabric CA of organisation `org_key` (`connection/<org_key>.json`
+/// in `network_dir`), enrols it with a fresh key, and writes the MSP folder `out` (signcerts,
+/// keystore, cacerts, config.yaml).
 ///
 /// # Errors
 /// [`Error::Read`] when the profile, the CA or the folder fails (a name already registered
-/// included).
+/// and a registrar without the right included).
 pub async fn enroll_at_test_network(
     network_dir: &Path,
     org_key: &str,
-    enrollment_id: &str,
-    identity_type: &str,
-    affiliation: Option<&str>,
-    attributes: &[(&str, &str)],
+    member: &NewMember<'_>,
     out: &Path,
 ) -> Result<Member> {
-    let org = NetworkOrg::connect(network_dir, org_key).await?;
-    let affiliation = affiliation.unwrap_or(org.affiliation());
+    let org = NetworkOrg::connect_as(network_dir, org_key, member.registrar_msp_dir).await?;
+    let affiliation = member.affiliation.unwrap_or(org.affiliation());
     let enrollment = org
-        .register_and_enroll(enrollment_id, identity_type, affiliation, attributes)
+        .register_and_enroll(
+            member.enrollment_id,
+            member.identity_type,
+            affiliation,
+            member.attributes,
+        )
         .await?;
     enrollment
         .write_msp_dir(out)
         .map_err(|e| fail(format!("writing the MSP folder {}: {e}", out.display())))?;
     Member::from_msp_dir(
-        enrollment_id,
+        member.enrollment_id,
         &org.profile.msp_id,
         out,
         std::time::SystemTime::now(),
