@@ -41,6 +41,45 @@ fn org() -> ConnectionProfile {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A name no other run has used.
+fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Enrols the profile's registrar at `ca`.
+async fn enroll_registrar(ca: &CaClient, org: &ConnectionProfile) -> medfabric_ca::Enrollment {
+    let registrar = org
+        .require_certificate_authority()
+        .unwrap()
+        .registrar
+        .as_ref();
+    ca.enroll(
+        &EnrollmentRequest::for_registrar(registrar.unwrap()),
+        P256Signer::generate().unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Registers `request` through `registrar` and enrols it with a fresh key.
+async fn register_and_enroll(
+    ca: &CaClient,
+    registrar: &medfabric_ca::Enrollment,
+    request: &RegistrationRequest,
+) -> medfabric_ca::Enrollment {
+    let secret = ca.register(&registrar.credential(), request).await.unwrap();
+    ca.enroll(
+        &EnrollmentRequest::new(&request.enrollment_id, secret),
+        P256Signer::generate().unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
 /// Evaluates GetMetadata as this identity; retried briefly (gossip settling after `up`).
 async fn get_metadata(org: &ConnectionProfile, enrollment: medfabric_ca::Enrollment) -> Value {
     let (identity, signer) = enrollment.into_gateway_parts(&org.msp_id).unwrap();
@@ -82,36 +121,17 @@ async fn peer_accepts_a_ca_issued_user_and_a_pseudonym() {
     });
     assert_eq!(info.ca_name, profile_ca.ca_name);
 
-    let admin = ca
-        .enroll(
-            &EnrollmentRequest::for_registrar(profile_ca.registrar.as_ref().unwrap()),
-            P256Signer::generate().unwrap(),
-        )
-        .await
-        .unwrap();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let user = format!("dr-{}-{nanos}", std::process::id());
+    let admin = enroll_registrar(&ca, &org).await;
     let affiliation = format!("{}.cardiology", env_or("MEDFABRIC_ORG", "hospital1"));
-    let secret = ca
-        .register(
-            &admin.credential(),
-            &RegistrationRequest::new(&user)
-                .affiliation(affiliation)
-                .ecert_attribute("role", "physician")
-                .ecert_attribute("dept", "cardiology"),
-        )
-        .await
-        .unwrap();
-    let enrollment = ca
-        .enroll(
-            &EnrollmentRequest::new(&user, secret),
-            P256Signer::generate().unwrap(),
-        )
-        .await
-        .unwrap();
+    let enrollment = register_and_enroll(
+        &ca,
+        &admin,
+        &RegistrationRequest::new(unique("dr"))
+            .affiliation(affiliation)
+            .ecert_attribute("role", "physician")
+            .ecert_attribute("dept", "cardiology"),
+    )
+    .await;
     let caller =
         CallerIdentity::from_pem(&org.msp_id, enrollment.certificate_pem().as_bytes()).unwrap();
     assert!(caller.has_ou("client"));
@@ -184,32 +204,9 @@ async fn a_profile_in_the_official_sdk_form_reaches_the_ca_and_the_peer() {
     let profile_ca = org.require_certificate_authority().unwrap();
     let ca = CaClient::builder_for(profile_ca).build().unwrap();
     assert_eq!(ca.info().await.unwrap().ca_name, profile_ca.ca_name);
-    let admin = ca
-        .enroll(
-            &EnrollmentRequest::for_registrar(profile_ca.registrar.as_ref().unwrap()),
-            P256Signer::generate().unwrap(),
-        )
-        .await
-        .unwrap();
-    let user = format!("sdk-form-{}", std::process::id());
-    let user = format!(
-        "{user}-{}",
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let secret = ca
-        .register(&admin.credential(), &RegistrationRequest::new(&user))
-        .await
-        .unwrap();
-    let enrollment = ca
-        .enroll(
-            &EnrollmentRequest::new(&user, secret),
-            P256Signer::generate().unwrap(),
-        )
-        .await
-        .unwrap();
+    let admin = enroll_registrar(&ca, &org).await;
+    let enrollment =
+        register_and_enroll(&ca, &admin, &RegistrationRequest::new(unique("sdk-form"))).await;
     let metadata = get_metadata(&org, enrollment).await;
     assert!(metadata.get("contracts").is_some(), "{metadata}");
 
