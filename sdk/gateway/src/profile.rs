@@ -43,7 +43,8 @@ pub struct CertificateAuthority {
     pub key: String,
     /// Its URL (`https://host:port`).
     pub url: String,
-    /// The name of the CA the server hosts (`caName`), sent with every request.
+    /// The name of the CA the server hosts (`caName`), sent with every request; empty when
+    /// the profile gives none (the server's default CA).
     pub ca_name: String,
     /// The TLS root (PEM) the server's certificate chains to.
     pub tls_ca_pem: Vec<u8>,
@@ -144,7 +145,11 @@ impl ConnectionProfile {
                 Some(CertificateAuthority {
                     key: key.clone(),
                     url: text_at(&ca["url"], &field("url"))?,
-                    ca_name: text_at(&ca["caName"], &field("caName"))?,
+                    // Optional: without it the server's default CA answers.
+                    ca_name: match &ca["caName"] {
+                        Value::Null => String::new(),
+                        name => text_at(name, &field("caName"))?,
+                    },
                     tls_ca_pem,
                     registrar,
                 })
@@ -332,6 +337,7 @@ mod tests {
         let ca = p.require_certificate_authority().unwrap();
         assert_eq!(ca.tls_ca_pem, b"-----CA ROOT 1-----\n-----CA ROOT 2-----\n");
         assert_eq!(ca.registrar.as_ref().unwrap().enroll_id, "registrar1");
+        assert_eq!(ca.ca_name, "ca-hospital1");
         let e = p.user_msp_dir("User1").unwrap_err().to_string();
         assert!(e.contains("no user \"User1\""), "{e}");
 
@@ -378,10 +384,25 @@ mod tests {
                 .registrar
                 .is_none()
         );
+
+        // No CA name: the server's default CA.
+        let path = profile(dir.path(), |p| {
+            p["certificateAuthorities"]["ca.hospital1"]
+                .as_object_mut()
+                .unwrap()
+                .remove("caName");
+        });
+        let p = ConnectionProfile::load(path).unwrap();
+        assert_eq!(p.require_certificate_authority().unwrap().ca_name, "");
     }
 
     #[test]
     fn a_broken_ca_entry_is_refused_naming_the_field() {
+        let e = load_error(|p| p["certificateAuthorities"]["ca.hospital1"]["caName"] = json!(7));
+        assert!(
+            e.contains("certificateAuthorities.ca.hospital1.caName is missing"),
+            "{e}"
+        );
         let e = load_error(|p| p["certificateAuthorities"]["ca.hospital1"]["url"] = Value::Null);
         assert!(
             e.contains("certificateAuthorities.ca.hospital1.url is missing"),
