@@ -10,6 +10,11 @@ export CARGO_TERM_COLOR=never
 # The suites that start their own servers (MinIO, Fabric CA) run, and fail rather than skip,
 # in CI mode; run them the same way on a developer's machine.
 export CI=true
+# One network folder for everything below: network.sh writes it (MEDFABRIC_STATE), the Rust
+# and Node clients read it (MEDFABRIC_NETWORK_DIR), so a caller's MEDFABRIC_STATE is followed
+# by all of them.
+export MEDFABRIC_STATE=${MEDFABRIC_STATE:-$PWD/test-network/.state}
+export MEDFABRIC_NETWORK_DIR=$MEDFABRIC_STATE
 step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "system packages"
@@ -102,7 +107,7 @@ cargo run --release --locked -q -p medfabric-contracts --example bench_medical -
 
 step "the end-to-end story on the real network (medfabric demo --network)"
 cargo test --locked -p medfabric-records --test network -- --ignored
-cargo run --release --locked -q -p medfabric-cli -- demo --network test-network/.state
+cargo run --release --locked -q -p medfabric-cli -- demo --network "$MEDFABRIC_STATE"
 
 step "the medfabric command on the real network (identities, policies, proxies, a record's life)"
 test-network/tests/cli.sh target/release/medfabric
