@@ -143,12 +143,10 @@ impl ChannelBuilder {
     /// [`Error::Connect`] for a bad address, bad TLS material or a failed dial.
     pub async fn connect(self) -> Result<Channel, Error> {
         let endpoint = self.endpoint()?;
-        endpoint.connect().await.map_err(|e| {
-            // tonic's own text is only "transport error": name the peer and the first-hand
-            // cause (refused connection, TLS name or root mismatch, timeout).
-            let message = format!("dialling {} failed: {}", self.address, root_cause(&e));
-            connect_error(&message, Some(e))
-        })
+        endpoint
+            .connect()
+            .await
+            .map_err(|e| connect_error(&format!("dialling {} failed", self.address), Some(e)))
     }
 
     /// Returns a channel that dials on first use (and redials after failures).
@@ -203,9 +201,12 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
-fn connect_error(message: &str, source: Option<tonic::transport::Error>) -> Error {
-    Error::Connect {
-        message: message.to_owned(),
-        source,
-    }
+/// A [`Error::Connect`] whose message ends with the transport error's first-hand cause
+/// (refused connection, TLS name or root mismatch, timeout, bad address).
+fn connect_error(message: &str, transport: Option<tonic::transport::Error>) -> Error {
+    let message = match &transport {
+        Some(e) => format!("{message}: {}", root_cause(e)),
+        None => message.to_owned(),
+    };
+    Error::Connect { message, transport }
 }

@@ -36,11 +36,12 @@ pub enum Error {
     /// Building the gRPC channel (address, TLS material, dialling) failed.
     #[error("connection failed: {message}")]
     Connect {
-        /// What was being done.
+        /// What was being done, with the first-hand cause (tonic's own text is only
+        /// "transport error").
         message: String,
-        /// The transport's error, where there is one.
-        #[source]
-        source: Option<tonic::transport::Error>,
+        /// The transport's error, where there is one. Not reported as `source()`: the message
+        /// already carries its cause, and error-chain printers would repeat it.
+        transport: Option<tonic::transport::Error>,
     },
 
     /// The Evaluate call failed (including the chaincode returning an error).

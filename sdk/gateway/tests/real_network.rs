@@ -91,17 +91,12 @@ fn default_org() -> Org {
 }
 
 async fn channel(org: &Org) -> medfabric_gateway::Channel {
-    let profile = &org.profile;
-    profile
+    // The error names the peer's address and the cause.
+    org.profile
         .channel_builder()
         .connect()
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "the peer {} at {} is unreachable ({e}): is the test network up?",
-                profile.peer_name, profile.peer_address
-            )
-        })
+        .unwrap_or_else(|e| panic!("{e}: is the test network up?"))
 }
 
 async fn gateway() -> Gateway {

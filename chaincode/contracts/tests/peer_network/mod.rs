@@ -107,12 +107,7 @@ impl Org {
             .channel_builder()
             .connect()
             .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "the peer {} at {} is unreachable ({e}): is the test network up?",
-                    profile.peer_name, profile.peer_address
-                )
-            });
+            .unwrap_or_else(|e| panic!("{e}: is the test network up?"));
         let profile_ca = profile.require_certificate_authority().unwrap();
         let ca = CaClient::builder_for(profile_ca)
             .timeout(Duration::from_secs(20))

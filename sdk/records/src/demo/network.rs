@@ -40,8 +40,8 @@ impl NetworkOrg {
     ) -> Result<Self> {
         let profile = ConnectionProfile::load_from_network_dir(network_dir, key).map_err(|e| {
             fail(format!(
-                "{e}; bring the network up and deploy the medical chaincode: \
-                 test-network/network.sh up && test-network/network.sh deploy --name medfabric \
+                "{e}; the medical chaincode must be deployed too: \
+                 test-network/network.sh deploy --name medfabric \
                  --binary target/release/medfabric-chaincode --channels \"storage sharing\" \
                  --port 9997 --collections collections/medfabric.json"
             ))
